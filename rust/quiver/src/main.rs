@@ -1,0 +1,36 @@
+//! The `quiver` binary: wires the library crates into subcommands.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "quiver",
+    version,
+    about = "Real-time user-record pipeline: Kafka, Spark, Arrow Flight, DataFusion, Cassandra"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the versions of the pinned components this build expects.
+    Version,
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Version => {
+            println!("quiver {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+    }
+}
