@@ -16,7 +16,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print the versions of the pinned components this build expects.
+    /// Print quiver's version.
     Version,
 }
 
