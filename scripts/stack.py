@@ -9,6 +9,7 @@ Run it through scripts/stack (which picks the project's Python environment):
     scripts/stack logs [COMPONENT] [-f]  the tail of a component's log
     scripts/stack topic NAME [--partitions N]   create a Kafka topic if it is missing
     scripts/stack env                    the stack's addresses as shell variables
+    scripts/stack spark-submit ARGS...   spark-submit to the stack's master, Kafka connector included
 
 Every setting comes from QUIVER_* environment variables (see Settings); the defaults are
 the ports of docs/ARCHITECTURE.md, bound to 127.0.0.1.
@@ -31,9 +32,9 @@ import time
 import urllib.request
 import uuid
 import xmlrpc.client
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,17 +68,13 @@ def _read_versions() -> dict[str, str]:
 class Settings:
     """Where the stack lives and what it listens on; each field has a QUIVER_* variable."""
 
-    state: Path = field(
-        default_factory=lambda: Path(_env("STATE_DIR", str(ROOT / ".quiver"))).resolve()
-    )
+    state: Path = field(default_factory=lambda: Path(_env("STATE_DIR", str(ROOT / ".quiver"))).resolve())
     host: str = field(default_factory=lambda: _env("BIND_HOST", "127.0.0.1"))
     kafka_port: int = field(default_factory=lambda: _port("KAFKA_PORT", 9092))
     kafka_controller_port: int = field(default_factory=lambda: _port("KAFKA_CONTROLLER_PORT", 9093))
     kafka_heap: str = field(default_factory=lambda: _env("KAFKA_HEAP", "1g"))
     cassandra_port: int = field(default_factory=lambda: _port("CASSANDRA_PORT", 9042))
-    cassandra_storage_port: int = field(
-        default_factory=lambda: _port("CASSANDRA_STORAGE_PORT", 7000)
-    )
+    cassandra_storage_port: int = field(default_factory=lambda: _port("CASSANDRA_STORAGE_PORT", 7000))
     cassandra_jmx_port: int = field(default_factory=lambda: _port("CASSANDRA_JMX_PORT", 7199))
     cassandra_heap: str = field(default_factory=lambda: _env("CASSANDRA_HEAP", "2g"))
     spark_master_port: int = field(default_factory=lambda: _port("SPARK_MASTER_PORT", 7077))
@@ -127,14 +124,10 @@ class Settings:
 
     @property
     def spark_home(self) -> Path:
-        return Path(
-            subprocess.run(
-                [str(self.venv / "bin" / "python"), "-c", "import pyspark, os; print(os.path.dirname(pyspark.__file__))"],
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout.strip()
-        )
+        found = sorted(self.venv.glob("lib/python3*/site-packages/pyspark"))
+        if not found:
+            raise StackError(f"pyspark is not installed in {self.venv}: run scripts/setup")
+        return found[-1]
 
     @property
     def spark_conf_dir(self) -> Path:
@@ -269,8 +262,18 @@ def kafka_prepare(s: Settings) -> Path:
         # KRaft cluster ids are 16 random bytes in URL-safe base64 without padding.
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         formatted = subprocess.run(
-            [_java(), f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath, "kafka.tools.StorageTool",
-             "format", "-t", cluster_id, "-c", str(server_properties)],
+            [
+                _java(),
+                f"-Dlog4j2.configurationFile={log4j}",
+                "-cp",
+                classpath,
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(server_properties),
+            ],
             capture_output=True,
             text=True,
         )
@@ -280,9 +283,21 @@ def kafka_prepare(s: Settings) -> Path:
         s,
         "kafka",
         {"LOG_DIR": str(s.logs("kafka"))},
-        [_java(), "-server", f"-Xms{s.kafka_heap}", f"-Xmx{s.kafka_heap}", "-XX:+UseG1GC",
-         "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true", f"-Dkafka.logs.dir={s.logs('kafka')}",
-         f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath, "kafka.Kafka", str(server_properties)],
+        [
+            _java(),
+            "-server",
+            f"-Xms{s.kafka_heap}",
+            f"-Xmx{s.kafka_heap}",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-Djava.awt.headless=true",
+            f"-Dkafka.logs.dir={s.logs('kafka')}",
+            f"-Dlog4j2.configurationFile={log4j}",
+            "-cp",
+            classpath,
+            "kafka.Kafka",
+            str(server_properties),
+        ],
     )
 
 
@@ -302,32 +317,58 @@ def kafka_healthy(s: Settings) -> str:
 # The JVM flags Cassandra 5.0 needs on Java 17: its module exports/opens (from the
 # project's conf/jvm17-server.options) and G1 settings sized for a small heap.
 CASSANDRA_JAVA17_FLAGS = [
-    "-XX:+UseG1GC", "-XX:+ParallelRefProcEnabled", "-XX:MaxTenuringThreshold=1",
-    "-XX:MaxGCPauseMillis=300", "-XX:InitiatingHeapOccupancyPercent=70",
+    "-XX:+UseG1GC",
+    "-XX:+ParallelRefProcEnabled",
+    "-XX:MaxTenuringThreshold=1",
+    "-XX:MaxGCPauseMillis=300",
+    "-XX:InitiatingHeapOccupancyPercent=70",
     "-Djdk.attach.allowAttachSelf=true",
-    "--add-exports", "java.base/jdk.internal.misc=ALL-UNNAMED",
-    "--add-exports", "java.management.rmi/com.sun.jmx.remote.internal.rmi=ALL-UNNAMED",
-    "--add-exports", "java.rmi/sun.rmi.registry=ALL-UNNAMED",
-    "--add-exports", "java.rmi/sun.rmi.server=ALL-UNNAMED",
-    "--add-exports", "java.sql/java.sql=ALL-UNNAMED",
-    "--add-exports", "java.base/java.lang.ref=ALL-UNNAMED",
-    "--add-exports", "jdk.unsupported/sun.misc=ALL-UNNAMED",
-    "--add-exports", "jdk.compiler/com.sun.tools.javac.file=ALL-UNNAMED",
-    "--add-exports", "jdk.attach/sun.tools.attach=ALL-UNNAMED",
-    "--add-opens", "java.base/java.lang.module=ALL-UNNAMED",
-    "--add-opens", "java.base/jdk.internal.loader=ALL-UNNAMED",
-    "--add-opens", "java.base/jdk.internal.ref=ALL-UNNAMED",
-    "--add-opens", "java.base/jdk.internal.reflect=ALL-UNNAMED",
-    "--add-opens", "java.base/jdk.internal.math=ALL-UNNAMED",
-    "--add-opens", "java.base/jdk.internal.module=ALL-UNNAMED",
-    "--add-opens", "java.base/jdk.internal.util.jar=ALL-UNNAMED",
-    "--add-opens", "jdk.management/com.sun.management.internal=ALL-UNNAMED",
-    "--add-opens", "java.base/sun.nio.ch=ALL-UNNAMED",
-    "--add-opens", "java.base/java.io=ALL-UNNAMED",
-    "--add-opens", "java.base/java.lang.reflect=ALL-UNNAMED",
-    "--add-opens", "jdk.compiler/com.sun.tools.javac=ALL-UNNAMED",
-    "--add-opens", "java.base/java.lang=ALL-UNNAMED",
-    "--add-opens", "java.base/java.util=ALL-UNNAMED",
+    "--add-exports",
+    "java.base/jdk.internal.misc=ALL-UNNAMED",
+    "--add-exports",
+    "java.management.rmi/com.sun.jmx.remote.internal.rmi=ALL-UNNAMED",
+    "--add-exports",
+    "java.rmi/sun.rmi.registry=ALL-UNNAMED",
+    "--add-exports",
+    "java.rmi/sun.rmi.server=ALL-UNNAMED",
+    "--add-exports",
+    "java.sql/java.sql=ALL-UNNAMED",
+    "--add-exports",
+    "java.base/java.lang.ref=ALL-UNNAMED",
+    "--add-exports",
+    "jdk.unsupported/sun.misc=ALL-UNNAMED",
+    "--add-exports",
+    "jdk.compiler/com.sun.tools.javac.file=ALL-UNNAMED",
+    "--add-exports",
+    "jdk.attach/sun.tools.attach=ALL-UNNAMED",
+    "--add-opens",
+    "java.base/java.lang.module=ALL-UNNAMED",
+    "--add-opens",
+    "java.base/jdk.internal.loader=ALL-UNNAMED",
+    "--add-opens",
+    "java.base/jdk.internal.ref=ALL-UNNAMED",
+    "--add-opens",
+    "java.base/jdk.internal.reflect=ALL-UNNAMED",
+    "--add-opens",
+    "java.base/jdk.internal.math=ALL-UNNAMED",
+    "--add-opens",
+    "java.base/jdk.internal.module=ALL-UNNAMED",
+    "--add-opens",
+    "java.base/jdk.internal.util.jar=ALL-UNNAMED",
+    "--add-opens",
+    "jdk.management/com.sun.management.internal=ALL-UNNAMED",
+    "--add-opens",
+    "java.base/sun.nio.ch=ALL-UNNAMED",
+    "--add-opens",
+    "java.base/java.io=ALL-UNNAMED",
+    "--add-opens",
+    "java.base/java.lang.reflect=ALL-UNNAMED",
+    "--add-opens",
+    "jdk.compiler/com.sun.tools.javac=ALL-UNNAMED",
+    "--add-opens",
+    "java.base/java.lang=ALL-UNNAMED",
+    "--add-opens",
+    "java.base/java.util=ALL-UNNAMED",
     "-Dio.netty.tryReflectionSetAccessible=true",
     "-Dio.netty.allocator.useCacheForAllThreads=true",
     "-Dio.netty.allocator.maxOrder=11",
@@ -350,7 +391,7 @@ def cassandra_prepare(s: Settings) -> Path:
         "seed_provider:",
         "  - class_name: org.apache.cassandra.locator.SimpleSeedProvider",
         "    parameters:",
-        f"      - seeds: \"{s.host}:{s.cassandra_storage_port}\"",
+        f'      - seeds: "{s.host}:{s.cassandra_storage_port}"',
         f"listen_address: {s.host}",
         f"rpc_address: {s.host}",
         f"storage_port: {s.cassandra_storage_port}",
@@ -390,14 +431,27 @@ def cassandra_prepare(s: Settings) -> Path:
         s,
         "cassandra",
         {"CASSANDRA_CONF": str(conf)},
-        [_java(), "-server", f"-Xms{s.cassandra_heap}", f"-Xmx{s.cassandra_heap}", "-Xss256k",
-         *CASSANDRA_JAVA17_FLAGS, f"-javaagent:{jamm[-1]}",
-         f"-Dcassandra.config=file://{yaml}", "-Dcassandra-foreground=yes",
-         f"-Dcassandra.storagedir={data}", f"-Dcassandra.logdir={s.logs('cassandra')}",
-         f"-Dlogback.configurationFile={logback}", f"-Dcassandra.jmx.local.port={s.cassandra_jmx_port}",
-         # One node: there is no gossip to wait for.
-         "-Dcassandra.skip_wait_for_gossip_to_settle=0", "-Djava.net.preferIPv4Stack=true",
-         "-cp", f"{conf}:{lib}/*", "org.apache.cassandra.service.CassandraDaemon"],
+        [
+            _java(),
+            "-server",
+            f"-Xms{s.cassandra_heap}",
+            f"-Xmx{s.cassandra_heap}",
+            "-Xss256k",
+            *CASSANDRA_JAVA17_FLAGS,
+            f"-javaagent:{jamm[-1]}",
+            f"-Dcassandra.config=file://{yaml}",
+            "-Dcassandra-foreground=yes",
+            f"-Dcassandra.storagedir={data}",
+            f"-Dcassandra.logdir={s.logs('cassandra')}",
+            f"-Dlogback.configurationFile={logback}",
+            f"-Dcassandra.jmx.local.port={s.cassandra_jmx_port}",
+            # One node: there is no gossip to wait for.
+            "-Dcassandra.skip_wait_for_gossip_to_settle=0",
+            "-Djava.net.preferIPv4Stack=true",
+            "-cp",
+            f"{conf}:{lib}/*",
+            "org.apache.cassandra.service.CassandraDaemon",
+        ],
     )
 
 
@@ -467,8 +521,16 @@ def spark_master_prepare(s: Settings) -> Path:
         s,
         "spark-master",
         spark_env(s),
-        [str(s.spark_home / "bin" / "spark-class"), "org.apache.spark.deploy.master.Master",
-         "--host", s.host, "--port", str(s.spark_master_port), "--webui-port", str(s.spark_master_ui_port)],
+        [
+            str(s.spark_home / "bin" / "spark-class"),
+            "org.apache.spark.deploy.master.Master",
+            "--host",
+            s.host,
+            "--port",
+            str(s.spark_master_port),
+            "--webui-port",
+            str(s.spark_master_ui_port),
+        ],
     )
 
 
@@ -487,10 +549,21 @@ def spark_worker_prepare(s: Settings) -> Path:
         s,
         "spark-worker",
         {**spark_env(s), "SPARK_WORKER_DIR": str(work_dir)},
-        [str(s.spark_home / "bin" / "spark-class"), "org.apache.spark.deploy.worker.Worker",
-         "--host", s.host, "--webui-port", str(s.spark_worker_ui_port),
-         "--cores", s.spark_worker_cores, "--memory", s.spark_worker_memory,
-         "--work-dir", str(work_dir), s.spark_master_url],
+        [
+            str(s.spark_home / "bin" / "spark-class"),
+            "org.apache.spark.deploy.worker.Worker",
+            "--host",
+            s.host,
+            "--webui-port",
+            str(s.spark_worker_ui_port),
+            "--cores",
+            s.spark_worker_cores,
+            "--memory",
+            s.spark_worker_memory,
+            "--work-dir",
+            str(work_dir),
+            s.spark_master_url,
+        ],
     )
 
 
@@ -535,8 +608,20 @@ def postgres_prepare(s: Settings) -> Path:
             shutil.chown(pwfile, "postgres", "postgres")
         try:
             init = subprocess.run(
-                [*owner, str(pg / "initdb"), "-D", str(data), "-U", s.postgres_user, f"--pwfile={pwfile}",
-                 "--auth-host=scram-sha-256", "--auth-local=scram-sha-256", "-E", "UTF8", "--locale=C.UTF-8"],
+                [
+                    *owner,
+                    str(pg / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    s.postgres_user,
+                    f"--pwfile={pwfile}",
+                    "--auth-host=scram-sha-256",
+                    "--auth-local=scram-sha-256",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                ],
                 capture_output=True,
                 text=True,
             )
@@ -548,9 +633,23 @@ def postgres_prepare(s: Settings) -> Path:
         s,
         "postgres",
         {},
-        [str(pg / "postgres"), "-D", str(data), "-c", f"listen_addresses={s.host}", "-c", f"port={s.postgres_port}",
-         "-c", f"unix_socket_directories={sockets}", "-c", "shared_buffers=128MB", "-c", "max_connections=100",
-         "-c", "logging_collector=off"],
+        [
+            str(pg / "postgres"),
+            "-D",
+            str(data),
+            "-c",
+            f"listen_addresses={s.host}",
+            "-c",
+            f"port={s.postgres_port}",
+            "-c",
+            f"unix_socket_directories={sockets}",
+            "-c",
+            "shared_buffers=128MB",
+            "-c",
+            "max_connections=100",
+            "-c",
+            "logging_collector=off",
+        ],
     )
 
 
@@ -558,8 +657,13 @@ def _postgres_connect(s: Settings, dbname: str):
     import psycopg
 
     return psycopg.connect(
-        host=s.host, port=s.postgres_port, user=s.postgres_user, password=s.postgres_password(),
-        dbname=dbname, connect_timeout=2, autocommit=True,
+        host=s.host,
+        port=s.postgres_port,
+        user=s.postgres_user,
+        password=s.postgres_password(),
+        dbname=dbname,
+        connect_timeout=2,
+        autocommit=True,
     )
 
 
@@ -578,16 +682,37 @@ def postgres_after_start(s: Settings) -> None:
 
 COMPONENTS = [
     # Postgres first: it is quick and not a JVM. The JVMs start one after another.
-    Component("postgres", lambda s: {"postgres": s.postgres_port}, postgres_prepare, postgres_healthy, 60,
-              run_as_postgres=True, after_start=postgres_after_start),
-    Component("kafka", lambda s: {"kafka": s.kafka_port, "controller": s.kafka_controller_port},
-              kafka_prepare, kafka_healthy, 90),
-    Component("cassandra", lambda s: {"cql": s.cassandra_port, "storage": s.cassandra_storage_port,
-                                      "jmx": s.cassandra_jmx_port}, cassandra_prepare, cassandra_healthy, 180),
-    Component("spark-master", lambda s: {"master": s.spark_master_port, "ui": s.spark_master_ui_port},
-              spark_master_prepare, spark_master_healthy, 90),
-    Component("spark-worker", lambda s: {"ui": s.spark_worker_ui_port}, spark_worker_prepare,
-              spark_worker_healthy, 90),
+    Component(
+        "postgres",
+        lambda s: {"postgres": s.postgres_port},
+        postgres_prepare,
+        postgres_healthy,
+        60,
+        run_as_postgres=True,
+        after_start=postgres_after_start,
+    ),
+    Component(
+        "kafka",
+        lambda s: {"kafka": s.kafka_port, "controller": s.kafka_controller_port},
+        kafka_prepare,
+        kafka_healthy,
+        90,
+    ),
+    Component(
+        "cassandra",
+        lambda s: {"cql": s.cassandra_port, "storage": s.cassandra_storage_port, "jmx": s.cassandra_jmx_port},
+        cassandra_prepare,
+        cassandra_healthy,
+        180,
+    ),
+    Component(
+        "spark-master",
+        lambda s: {"master": s.spark_master_port, "ui": s.spark_master_ui_port},
+        spark_master_prepare,
+        spark_master_healthy,
+        90,
+    ),
+    Component("spark-worker", lambda s: {"ui": s.spark_worker_ui_port}, spark_worker_prepare, spark_worker_healthy, 90),
 ]
 BY_NAME = {c.name: c for c in COMPONENTS}
 # Short names that start several components.
@@ -804,7 +929,9 @@ def cmd_up(s: Settings, names: list[str]) -> int:
             sup.shutdown()
         _say("stopped what this 'up' had started")
         return 1
-    _say(f"stack up in {time.monotonic() - began:.1f} s; 'scripts/stack status' shows it, 'scripts/stack down' stops it")
+    _say(
+        f"stack up in {time.monotonic() - began:.1f} s; 'scripts/stack status' shows it, 'scripts/stack down' stops it"
+    )
     return 0
 
 
@@ -863,7 +990,7 @@ def cmd_status(s: Settings) -> int:
     header = ("component", "state", "pid", "ports", "answers")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
     for r in [header, *rows]:
-        print("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)).rstrip())
     print(f"\nstate folder: {s.state}   logs: {s.state / 'logs'}")
     return 0 if all_ok else 1
 
@@ -908,9 +1035,19 @@ def cmd_env(s: Settings) -> int:
     return 0
 
 
+def cmd_spark_submit(s: Settings, args: list[str]) -> int:
+    """spark-submit against the stack's master, with the Kafka connector and the project's
+    Python; everything after 'spark-submit' is passed on unchanged."""
+    spark_write_conf(s)
+    env = {**os.environ, **spark_env(s)}
+    spark_submit = s.spark_home / "bin" / "spark-submit"
+    os.execve(spark_submit, [str(spark_submit), *args], env)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="scripts/stack", description=__doc__.split("\n\n")[0],
+        prog="scripts/stack",
+        description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -926,6 +1063,11 @@ def main(argv: list[str] | None = None) -> int:
     topic.add_argument("name")
     topic.add_argument("--partitions", type=int, default=4)
     sub.add_parser("env", help="print the stack's addresses as shell exports")
+    sub.add_parser("spark-submit", help="spark-submit to the stack's master with the Kafka connector jars")
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["spark-submit"]:
+        # Everything after it belongs to spark-submit, options included.
+        return cmd_spark_submit(Settings(), argv[1:])
     args = parser.parse_args(argv)
     s = Settings()
     try:
