@@ -200,7 +200,7 @@ def _http_json(url: str) -> dict:
 @dataclass
 class Component:
     name: str
-    ports: Callable[[Settings], dict[str, int]]
+    ports: Callable[[Settings], dict[str, int]]  # QUIVER_<name> setting -> port
     prepare: Callable[[Settings], Path]  # writes config, returns the launcher script
     healthy: Callable[[Settings], str]  # raises when not answering, else a short summary
     start_timeout: float
@@ -684,7 +684,7 @@ COMPONENTS = [
     # Postgres first: it is quick and not a JVM. The JVMs start one after another.
     Component(
         "postgres",
-        lambda s: {"postgres": s.postgres_port},
+        lambda s: {"POSTGRES_PORT": s.postgres_port},
         postgres_prepare,
         postgres_healthy,
         60,
@@ -693,26 +693,36 @@ COMPONENTS = [
     ),
     Component(
         "kafka",
-        lambda s: {"kafka": s.kafka_port, "controller": s.kafka_controller_port},
+        lambda s: {"KAFKA_PORT": s.kafka_port, "KAFKA_CONTROLLER_PORT": s.kafka_controller_port},
         kafka_prepare,
         kafka_healthy,
         90,
     ),
     Component(
         "cassandra",
-        lambda s: {"cql": s.cassandra_port, "storage": s.cassandra_storage_port, "jmx": s.cassandra_jmx_port},
+        lambda s: {
+            "CASSANDRA_PORT": s.cassandra_port,
+            "CASSANDRA_STORAGE_PORT": s.cassandra_storage_port,
+            "CASSANDRA_JMX_PORT": s.cassandra_jmx_port,
+        },
         cassandra_prepare,
         cassandra_healthy,
         180,
     ),
     Component(
         "spark-master",
-        lambda s: {"master": s.spark_master_port, "ui": s.spark_master_ui_port},
+        lambda s: {"SPARK_MASTER_PORT": s.spark_master_port, "SPARK_MASTER_UI_PORT": s.spark_master_ui_port},
         spark_master_prepare,
         spark_master_healthy,
         90,
     ),
-    Component("spark-worker", lambda s: {"ui": s.spark_worker_ui_port}, spark_worker_prepare, spark_worker_healthy, 90),
+    Component(
+        "spark-worker",
+        lambda s: {"SPARK_WORKER_UI_PORT": s.spark_worker_ui_port},
+        spark_worker_prepare,
+        spark_worker_healthy,
+        90,
+    ),
 ]
 BY_NAME = {c.name: c for c in COMPONENTS}
 # Short names that start several components.
@@ -896,6 +906,8 @@ def cmd_up(s: Settings, names: list[str]) -> int:
     wanted = _expand(names)
     sup = Supervisor(s)
     began = time.monotonic()
+    # Before anything starts, so a taken port leaves nothing half-started.
+    _check_ports(s, sup, wanted)
     sup.ensure_started()
     started: list[str] = []
     try:
@@ -908,12 +920,6 @@ def cmd_up(s: Settings, names: list[str]) -> int:
                     continue
                 except Exception:  # noqa: BLE001 - running but not answering: restart it below
                     sup.stop(name)
-            for what, port in c.ports(s).items():
-                if _port_taken(s.host, port):
-                    raise StackError(
-                        f"{name}: port {port} ({what}) on {s.host} is already taken{_who_listens(port)}; "
-                        f"stop what holds it, or move {name} with its QUIVER_*_PORT variable"
-                    )
             c.prepare(s)
             sup.start(name)
             started.append(name)
@@ -933,6 +939,19 @@ def cmd_up(s: Settings, names: list[str]) -> int:
         f"stack up in {time.monotonic() - began:.1f} s; 'scripts/stack status' shows it, 'scripts/stack down' stops it"
     )
     return 0
+
+
+def _check_ports(s: Settings, sup: Supervisor, wanted: list[str]) -> None:
+    supervised = sup.running()
+    for name in wanted:
+        if supervised and sup.info(name)["statename"] == "RUNNING":
+            continue
+        for setting, port in BY_NAME[name].ports(s).items():
+            if _port_taken(s.host, port):
+                raise StackError(
+                    f"{name} cannot start: port {port} on {s.host} is already taken{_who_listens(port)}; "
+                    f"stop what holds it, or set QUIVER_{setting} to a free port"
+                )
 
 
 def _wait_healthy(s: Settings, sup: Supervisor, c: Component) -> str:

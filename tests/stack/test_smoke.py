@@ -11,6 +11,7 @@ import sys
 import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
+
 from conftest import ROOT
 
 
