@@ -1,5 +1,8 @@
 //! The `quiver` binary: wires the library crates into subcommands.
 
+mod serve;
+mod sql;
+
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
@@ -18,6 +21,10 @@ struct Cli {
 enum Command {
     /// Print quiver's version.
     Version,
+    /// Run the transformation service (Arrow Flight in, DataFusion SQL, sinks out).
+    Serve(serve::Args),
+    /// Run SQL over a running service's recent output and print a table.
+    Sql(sql::Args),
 }
 
 fn main() -> Result<()> {
@@ -32,5 +39,7 @@ fn main() -> Result<()> {
             println!("quiver {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+        Command::Serve(args) => serve::run(args),
+        Command::Sql(args) => sql::run(args),
     }
 }
