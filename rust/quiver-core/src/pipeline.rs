@@ -17,6 +17,7 @@ use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SessionStateBuilder;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
@@ -404,6 +405,19 @@ impl Engine {
     }
 }
 
+fn is_query(plan: &LogicalPlan) -> bool {
+    !matches!(
+        plan,
+        LogicalPlan::Ddl(_)
+            | LogicalPlan::Dml(_)
+            | LogicalPlan::Copy(_)
+            | LogicalPlan::Statement(_)
+            | LogicalPlan::Explain(_)
+            | LogicalPlan::Analyze(_)
+            | LogicalPlan::DescribeTable(_)
+    )
+}
+
 fn session() -> SessionContext {
     // One partition: a micro-batch is small and the service runs batches concurrently,
     // so intra-query parallelism would only add repartitioning.
@@ -431,22 +445,30 @@ async fn plan(
 ) -> Result<Arc<dyn ExecutionPlan>, CoreError> {
     let not_query = |message: String| CoreError::NotAQuery {
         pipeline: spec.name.clone(),
-        table: INPUT_TABLE.into(),
+        table: spec.decoder.table().0.into(),
         message,
     };
-    let read_only = SQLOptions::new()
-        .with_allow_ddl(false)
-        .with_allow_dml(false)
-        .with_allow_statements(false);
-    let df = ctx
-        .sql_with_options(&spec.sql, read_only)
+    let logical = ctx
+        .state()
+        .create_logical_plan(&spec.sql)
         .await
-        .map_err(|e| match e.find_root() {
-            DataFusionError::Plan(m) if m.contains("not supported") || m.contains("Only") => {
-                not_query(m.clone())
-            }
-            _ => classify(&spec.name, e),
-        })?;
+        .map_err(|e| classify(&spec.name, e))?;
+    // Checked before the plan reaches the context, which would execute DDL at once.
+    if !is_query(&logical) {
+        return Err(not_query(format!(
+            "found a {} statement",
+            logical
+                .display()
+                .to_string()
+                .split(':')
+                .next()
+                .unwrap_or("non-query")
+        )));
+    }
+    let df = ctx
+        .execute_logical_plan(logical)
+        .await
+        .map_err(|e| classify(&spec.name, e))?;
     let found: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let problems = check_schema(&found, &spec.sink_schema);
     if !problems.is_empty() {
