@@ -17,8 +17,8 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message as _, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer as _, ProducerContext};
 use rdkafka::producer::ThreadedProducer;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer as _, ProducerContext};
 
 /// Header that names the source of each record.
 pub const SOURCE_HEADER: &str = "source";
@@ -27,20 +27,20 @@ pub const SOURCE_HEADER: &str = "source";
 pub enum Error {
     #[error("invalid Kafka setting: {0}")]
     Config(String),
-    #[error("cannot create the Kafka {what} for {bootstrap}: {source}")]
+    #[error("cannot create the Kafka {what} for {bootstrap}: {error}")]
     Client {
         what: &'static str,
         bootstrap: String,
-        source: KafkaError,
+        error: KafkaError,
     },
     #[error(
         "cannot reach Kafka at {bootstrap} (asked the cluster for metadata, waited {timeout:?}): \
-         {source}; is the broker running (scripts/stack up kafka) and is the address right?"
+         {error}; is the broker running (scripts/stack up kafka) and is the address right?"
     )]
     Unreachable {
         bootstrap: String,
         timeout: Duration,
-        source: KafkaError,
+        error: KafkaError,
     },
     #[error(
         "cannot create topic {topic:?} ({partitions} partitions, replication factor \
@@ -53,14 +53,16 @@ pub enum Error {
         bootstrap: String,
         reason: String,
     },
-    #[error("topic {topic:?} on {bootstrap} did not get a leader for every partition within {timeout:?}")]
+    #[error(
+        "topic {topic:?} on {bootstrap} did not get a leader for every partition within {timeout:?}"
+    )]
     TopicNotReady {
         topic: String,
         bootstrap: String,
         timeout: Duration,
     },
-    #[error("cannot enqueue a message for topic {topic:?}: {source}")]
-    Enqueue { topic: String, source: KafkaError },
+    #[error("cannot enqueue a message for topic {topic:?}: {error}")]
+    Enqueue { topic: String, error: KafkaError },
     #[error("the Kafka producer stopped with a fatal error: {0}")]
     Fatal(String),
 }
@@ -203,18 +205,20 @@ pub enum TopicStatus {
 pub fn ensure_topic(cfg: &KafkaConfig) -> Result<TopicStatus, Error> {
     cfg.validate()?;
     let admin: AdminClient<DefaultClientContext> =
-        cfg.client_config().create().map_err(|source| Error::Client {
-            what: "admin client",
-            bootstrap: cfg.bootstrap_servers.clone(),
-            source,
-        })?;
+        cfg.client_config()
+            .create()
+            .map_err(|error| Error::Client {
+                what: "admin client",
+                bootstrap: cfg.bootstrap_servers.clone(),
+                error,
+            })?;
     let metadata = admin
         .inner()
         .fetch_metadata(None, cfg.connect_timeout)
-        .map_err(|source| Error::Unreachable {
+        .map_err(|error| Error::Unreachable {
             bootstrap: cfg.bootstrap_servers.clone(),
             timeout: cfg.connect_timeout,
-            source,
+            error,
         })?;
     if let Some(topic) = metadata.topics().iter().find(|t| t.name() == cfg.topic)
         && topic.error().is_none()
@@ -259,10 +263,10 @@ pub fn ensure_topic(cfg: &KafkaConfig) -> Result<TopicStatus, Error> {
         let metadata = admin
             .inner()
             .fetch_metadata(Some(&cfg.topic), cfg.connect_timeout)
-            .map_err(|source| Error::Unreachable {
+            .map_err(|error| Error::Unreachable {
                 bootstrap: cfg.bootstrap_servers.clone(),
                 timeout: cfg.connect_timeout,
-                source,
+                error,
             })?;
         let ready = metadata.topics().iter().find(|t| {
             t.name() == cfg.topic
@@ -384,7 +388,9 @@ impl ProducerContext for DeliveryContext {
         let stats = &self.stats;
         match result {
             Ok(message) => {
-                let latency = stats.micros_since_start().saturating_sub(enqueued_us as u64);
+                let latency = stats
+                    .micros_since_start()
+                    .saturating_sub(enqueued_us as u64);
                 lock(&stats.latency_us).saturating_record(latency.max(1));
                 let bytes = (message.payload_len() + message.key_len()) as u64;
                 stats.delivered_bytes.fetch_add(bytes, Ordering::Release);
@@ -424,10 +430,10 @@ impl Producer {
             .create_with_context(DeliveryContext {
                 stats: stats.clone(),
             })
-            .map_err(|source| Error::Client {
+            .map_err(|error| Error::Client {
                 what: "producer",
                 bootstrap: cfg.bootstrap_servers.clone(),
-                source,
+                error,
             })?;
         let headers = OwnedHeaders::new().insert(Header {
             key: SOURCE_HEADER,
@@ -447,13 +453,11 @@ impl Producer {
 
     /// Enqueues one message; waits while librdkafka's local queue is full.
     pub fn send(&self, key: &str, value: &[u8]) -> Result<(), Error> {
-        let mut record = BaseRecord::with_opaque_to(
-            &self.topic,
-            self.stats.micros_since_start() as usize,
-        )
-        .key(key)
-        .payload(value)
-        .headers(self.headers.clone());
+        let mut record =
+            BaseRecord::with_opaque_to(&self.topic, self.stats.micros_since_start() as usize)
+                .key(key)
+                .payload(value)
+                .headers(self.headers.clone());
         loop {
             match self.inner.send(record) {
                 Ok(()) => {
@@ -469,10 +473,10 @@ impl Producer {
                     record = back;
                     std::thread::sleep(Duration::from_millis(1));
                 }
-                Err((source, _)) => {
+                Err((error, _)) => {
                     return Err(Error::Enqueue {
                         topic: self.topic.clone(),
-                        source,
+                        error,
                     });
                 }
             }

@@ -14,7 +14,10 @@ fn bootstrap() -> String {
 }
 
 fn config(name: &str, partitions: i32, compression: Compression) -> KafkaConfig {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     KafkaConfig {
         bootstrap_servers: bootstrap(),
         topic: format!("quiver-test-{name}-{}-{nanos}", std::process::id()),
@@ -69,7 +72,11 @@ fn consume_all(cfg: &KafkaConfig) -> Vec<(String, String, String)> {
             out.push((key, value, source));
         }
     }
-    assert_eq!(out.len() as i64, total, "consumed fewer than the topic holds");
+    assert_eq!(
+        out.len() as i64,
+        total,
+        "consumed fewer than the topic holds"
+    );
     out
 }
 
@@ -88,7 +95,10 @@ fn produce_and_check(name: &str, n: usize, partitions: i32, compression: Compres
     }
     producer.flush(Duration::from_secs(60)).unwrap();
     let stats = producer.stats().snapshot();
-    assert_eq!((stats.sent, stats.delivered, stats.failed), (n as u64, n as u64, 0));
+    assert_eq!(
+        (stats.sent, stats.delivered, stats.failed),
+        (n as u64, n as u64, 0)
+    );
     assert_eq!(stats.in_flight(), 0);
     assert_eq!(stats.latency.len(), n as u64);
 
@@ -100,7 +110,11 @@ fn produce_and_check(name: &str, n: usize, partitions: i32, compression: Compres
         .collect();
     let mut seen = HashMap::new();
     for (key, value, source) in &consumed {
-        assert_eq!(expected.get(key.as_str()), Some(&value.as_str()), "key {key}");
+        assert_eq!(
+            expected.get(key.as_str()),
+            Some(&value.as_str()),
+            "key {key}"
+        );
         assert_eq!(source, "synthetic");
         assert!(seen.insert(key.clone(), ()).is_none(), "key {key} twice");
     }

@@ -138,7 +138,9 @@ impl RandomUser {
             )));
         }
         if cfg.max_attempts == 0 {
-            return Err(SourceError::Config("max attempts must be at least 1".into()));
+            return Err(SourceError::Config(
+                "max attempts must be at least 1".into(),
+            ));
         }
         Url::parse(&cfg.base_url)
             .map_err(|e| SourceError::Config(format!("base URL {:?}: {e}", cfg.base_url)))?;
@@ -249,7 +251,8 @@ impl RandomUser {
     ) -> Result<Result<(Vec<Record>, u64), AttemptError>, (u16, String)> {
         let response = match self.http.get(url.clone()).send().await {
             Ok(response) => response,
-            Err(e) => return Ok(Err(AttemptError::Network(error_chain(&e)))),
+            // The URL is already in the final message; repeating it per cause is noise.
+            Err(e) => return Ok(Err(AttemptError::Network(error_chain(&e.without_url())))),
         };
         let status = response.status();
         if status == StatusCode::TOO_MANY_REQUESTS {
@@ -266,7 +269,7 @@ impl RandomUser {
             Err(e) => {
                 return Ok(Err(AttemptError::Truncated(format!(
                     "body ended early: {}",
-                    error_chain(&e)
+                    error_chain(&e.without_url())
                 ))));
             }
         };
@@ -528,11 +531,17 @@ mod tests {
             page_size: MAX_PAGE_SIZE + 1,
             ..RandomUserConfig::default()
         };
-        assert!(matches!(RandomUser::new(bad_size), Err(SourceError::Config(_))));
+        assert!(matches!(
+            RandomUser::new(bad_size),
+            Err(SourceError::Config(_))
+        ));
         let bad_url = RandomUserConfig {
             base_url: "not a url".into(),
             ..RandomUserConfig::default()
         };
-        assert!(matches!(RandomUser::new(bad_url), Err(SourceError::Config(_))));
+        assert!(matches!(
+            RandomUser::new(bad_url),
+            Err(SourceError::Config(_))
+        ));
     }
 }

@@ -108,7 +108,10 @@ pub fn write_record(seed: u64, index: u64, out: &mut String) -> String {
     o.push_str(r#""},"dob":"#);
     write_dated(o, rng.range_i64(DOB_RANGE_MS.0, DOB_RANGE_MS.1));
     o.push_str(r#","registered":"#);
-    write_dated(o, rng.range_i64(REGISTERED_RANGE_MS.0, REGISTERED_RANGE_MS.1));
+    write_dated(
+        o,
+        rng.range_i64(REGISTERED_RANGE_MS.0, REGISTERED_RANGE_MS.1),
+    );
     o.push_str(r#","phone":""#);
     rng.digits_pattern(o, nat.phone);
     o.push_str(r#"","cell":""#);
@@ -312,7 +315,12 @@ static NATS: &[Nat] = &[
         male: &["James", "Wyatt", "Dwayne", "Clarence", "Brandon"],
         female: &["Jennie", "Ella", "Brittany", "Margie", "Zoey"],
         last: &["Nichols", "Hughes", "Gordon", "Banks", "Stewart"],
-        streets: &["Valwood Pkwy", "Pecan Acres Ln", "Lovers Ln", "Mockingbird Hill"],
+        streets: &[
+            "Valwood Pkwy",
+            "Pecan Acres Ln",
+            "Lovers Ln",
+            "Mockingbird Hill",
+        ],
         cities: &["Billings", "Tucson", "Fort Wayne", "Bakersfield"],
         states: &["Michigan", "Arizona", "Indiana", "California"],
     },
@@ -360,7 +368,12 @@ static NATS: &[Nat] = &[
         male: &["Øystein", "Håkon", "Sindre", "Tobias"],
         female: &["Åse", "Ingrid", "Sølvi", "Nora"],
         last: &["Ødegård", "Haugen", "Bråten", "Lie"],
-        streets: &["Kirkeveien", "Søndre gate", "Åsveien", "Bjørnstjerne Bjørnsons gate"],
+        streets: &[
+            "Kirkeveien",
+            "Søndre gate",
+            "Åsveien",
+            "Bjørnstjerne Bjørnsons gate",
+        ],
         cities: &["Tromsø", "Bærum", "Ålesund", "Drammen"],
         states: &["Troms", "Akershus", "Møre og Romsdal", "Buskerud"],
     },
@@ -378,7 +391,12 @@ static NATS: &[Nat] = &[
         last: &["Müller", "Schröder", "Weiß", "Köhler"],
         streets: &["Schloßstraße", "Mühlenweg", "Gartenstraße", "Lindenstraße"],
         cities: &["München", "Düsseldorf", "Lübeck", "Görlitz"],
-        states: &["Bayern", "Nordrhein-Westfalen", "Schleswig-Holstein", "Sachsen"],
+        states: &[
+            "Bayern",
+            "Nordrhein-Westfalen",
+            "Schleswig-Holstein",
+            "Sachsen",
+        ],
     },
     Nat {
         code: "FR",
@@ -392,7 +410,11 @@ static NATS: &[Nat] = &[
         male: &["Théo", "Loïc", "Jérôme", "Noé"],
         female: &["Éloïse", "Anaïs", "Léa", "Maëlys"],
         last: &["Lefèvre", "Roux", "Mercier", "Gérard"],
-        streets: &["Rue de l'Église", "Place du 8 Février 1962", "Rue Saint-Honoré"],
+        streets: &[
+            "Rue de l'Église",
+            "Place du 8 Février 1962",
+            "Rue Saint-Honoré",
+        ],
         cities: &["Besançon", "Orléans", "Nîmes", "Saint-Étienne"],
         states: &["Doubs", "Loiret", "Gard", "Loire"],
     },
@@ -408,7 +430,11 @@ static NATS: &[Nat] = &[
         male: &["Ángel", "Jesús", "Joaquín", "Raúl"],
         female: &["Inés", "María", "Begoña", "Sofía"],
         last: &["Muñoz", "Gómez", "Núñez", "Pérez"],
-        streets: &["Calle de Segovia", "Avenida de Castilla", "Calle del Arenal"],
+        streets: &[
+            "Calle de Segovia",
+            "Avenida de Castilla",
+            "Calle del Arenal",
+        ],
         cities: &["Málaga", "Córdoba", "Logroño", "Cádiz"],
         states: &["Andalucía", "Castilla y León", "La Rioja", "Aragón"],
     },
@@ -533,7 +559,16 @@ static ADJECTIVES: &[&str] = &[
     "yellow", "happy", "silver", "lazy", "heavy", "ticklish", "crazy", "brown", "purple", "red",
 ];
 static ANIMALS: &[&str] = &[
-    "peacock", "koala", "swan", "leopard", "rabbit", "butterfly", "goose", "wolf", "lion", "fish",
+    "peacock",
+    "koala",
+    "swan",
+    "leopard",
+    "rabbit",
+    "butterfly",
+    "goose",
+    "wolf",
+    "lion",
+    "fish",
 ];
 static PASSWORDS: &[&str] = &[
     "addison", "tigger", "sunshine", "qwerty", "dragon", "monkey", "letmein", "shadow", "master",

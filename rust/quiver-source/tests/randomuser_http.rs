@@ -232,7 +232,11 @@ async fn persistent_server_errors_exhaust_the_attempts_with_a_clear_error() {
     assert!(
         matches!(
             &err,
-            SourceError::Exhausted { attempts: 3, last: AttemptError::Status { status: 500, .. }, .. }
+            SourceError::Exhausted {
+                attempts: 3,
+                last: AttemptError::Status { status: 500, .. },
+                ..
+            }
         ),
         "{err:?}"
     );
@@ -254,7 +258,13 @@ async fn malformed_pages_that_never_recover_are_reported_as_malformed() {
     let err = client.fetch_page(1, 5).await.unwrap_err();
     assert!(err.to_string().contains("Bad gateway"), "{err}");
     assert!(
-        matches!(err, SourceError::Exhausted { last: AttemptError::Malformed(_), .. }),
+        matches!(
+            err,
+            SourceError::Exhausted {
+                last: AttemptError::Malformed(_),
+                ..
+            }
+        ),
         "{err:?}"
     );
 }
@@ -285,7 +295,14 @@ async fn an_unreachable_api_is_reported_with_its_url() {
     .unwrap();
     let err = client.fetch_page(1, 5).await.unwrap_err();
     assert!(
-        matches!(&err, SourceError::Exhausted { attempts: 2, last: AttemptError::Network(_), .. }),
+        matches!(
+            &err,
+            SourceError::Exhausted {
+                attempts: 2,
+                last: AttemptError::Network(_),
+                ..
+            }
+        ),
         "{err:?}"
     );
     assert!(err.to_string().contains(&addr.to_string()), "{err}");

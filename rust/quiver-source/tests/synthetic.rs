@@ -42,7 +42,10 @@ fn keys_are_distinct_v4_uuids_equal_to_login_uuid() {
             }
         }
         assert_eq!(b[14], b'4', "version nibble of {key}");
-        assert!(matches!(b[19], b'8' | b'9' | b'a' | b'b'), "variant of {key}");
+        assert!(
+            matches!(b[19], b'8' | b'9' | b'a' | b'b'),
+            "variant of {key}"
+        );
         assert!(keys.insert(key.clone()), "duplicate key {key}");
     }
 }
@@ -85,7 +88,12 @@ fn records_have_the_randomuser_quirks() {
             non_ascii += 1;
         }
         assert!(matches!(v["gender"].as_str(), Some("male" | "female")));
-        assert!(v["picture"]["medium"].as_str().unwrap().starts_with("https://"));
+        assert!(
+            v["picture"]["medium"]
+                .as_str()
+                .unwrap()
+                .starts_with("https://")
+        );
     }
     for nat in ["CA", "GB", "NO", "US", "DE"] {
         assert!(nats.contains(nat), "no {nat} among {nats:?}");

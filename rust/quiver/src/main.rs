@@ -1,7 +1,11 @@
 //! The `quiver` binary: wires the library crates into subcommands.
 
+use std::process::ExitCode;
+
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+
+mod produce;
 
 #[derive(Parser)]
 #[command(
@@ -18,9 +22,11 @@ struct Cli {
 enum Command {
     /// Print quiver's version.
     Version,
+    /// Send user records (randomuser.me or synthetic) to Kafka.
+    Produce(Box<produce::ProduceArgs>),
 }
 
-fn main() -> Result<()> {
+fn main() -> Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -30,7 +36,8 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Version => {
             println!("quiver {}", env!("CARGO_PKG_VERSION"));
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
+        Command::Produce(args) => produce::run(*args),
     }
 }
