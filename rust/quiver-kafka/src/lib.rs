@@ -451,6 +451,11 @@ impl Producer {
         self.stats.clone()
     }
 
+    /// Messages that could not be delivered so far; cheap enough to check per message.
+    pub fn failed(&self) -> u64 {
+        self.stats.failed.load(Ordering::Acquire)
+    }
+
     /// Enqueues one message; waits while librdkafka's local queue is full.
     pub fn send(&self, key: &str, value: &[u8]) -> Result<(), Error> {
         let mut record =
@@ -577,6 +582,7 @@ mod tests {
         producer.flush(Duration::from_secs(30)).unwrap();
         let stats = producer.stats().snapshot();
         assert_eq!((stats.sent, stats.delivered, stats.failed), (3, 0, 3));
+        assert_eq!(producer.failed(), 3);
         assert_eq!(stats.in_flight(), 0);
         let failure = stats.first_failure.expect("the first failure is kept");
         assert!(failure.contains("users_created"), "{failure}");

@@ -558,6 +558,12 @@ impl Feed<'_> {
         if self.stop.load(Ordering::Relaxed) {
             return 0;
         }
+        // With an idempotent producer a failed delivery means the broker or the topic is
+        // unusable (it already retried internally): stop instead of failing every record.
+        // The final error reports the failure.
+        if self.producer.failed() > 0 {
+            return 0;
+        }
         match self.amount {
             Amount::Count(n) => n - self.sent,
             Amount::Duration(d) if self.started.elapsed() >= d => 0,
