@@ -163,6 +163,11 @@ impl KafkaConfig {
             .set("compression.type", self.compression.as_str())
             .set("linger.ms", self.linger.as_millis().to_string())
             .set("batch.size", self.batch_size.to_string())
+            // librdkafka's default local queue (1 GiB) lets a fast source run far ahead of
+            // the broker: records then wait there for seconds and memory churns. 64 MiB
+            // keeps several full batches per partition queued, which is all the broker
+            // can take anyway.
+            .set("queue.buffering.max.kbytes", "65536")
             .set(
                 "message.timeout.ms",
                 self.delivery_timeout.as_millis().to_string(),

@@ -86,13 +86,20 @@ pub fn write_record(seed: u64, index: u64, out: &mut String) -> String {
     );
     write_postcode(o, nat.postcode, &mut rng);
     let (tz_offset, tz_description) = *rng.pick(TIMEZONES);
+    o.push_str(r#","coordinates":{"latitude":""#);
+    write_fixed4(o, rng.range(0, 1_800_000) as i64 - 900_000);
+    o.push_str(r#"","longitude":""#);
+    write_fixed4(o, rng.range(0, 3_600_000) as i64 - 1_800_000);
     let _ = write!(
         o,
-        r#","coordinates":{{"latitude":"{:.4}","longitude":"{:.4}"}},"timezone":{{"offset":"{tz_offset}","description":"{tz_description}"}}}},"email":"{}.{}@example.com","login":{{"uuid":"{uuid}","username":"{}{}{}","password":"{}","salt":""#,
-        rng.unit() * 180.0 - 90.0,
-        rng.unit() * 360.0 - 180.0,
-        first.to_lowercase(),
-        last.to_lowercase(),
+        r#""}},"timezone":{{"offset":"{tz_offset}","description":"{tz_description}"}}}},"email":""#
+    );
+    push_lowercase(o, first);
+    o.push('.');
+    push_lowercase(o, last);
+    let _ = write!(
+        o,
+        r#"@example.com","login":{{"uuid":"{uuid}","username":"{}{}{}","password":"{}","salt":""#,
         rng.pick(ADJECTIVES),
         rng.pick(ANIMALS),
         rng.range(100, 999),
@@ -135,6 +142,18 @@ pub fn write_record(seed: u64, index: u64, out: &mut String) -> String {
         nat.code
     );
     uuid
+}
+
+/// `ten_thousandths` as a decimal with four places ("-69.8246"); integer arithmetic because
+/// float formatting was the generator's largest cost.
+fn write_fixed4(o: &mut String, ten_thousandths: i64) {
+    let sign = if ten_thousandths < 0 { "-" } else { "" };
+    let v = ten_thousandths.unsigned_abs();
+    let _ = write!(o, "{sign}{}.{:04}", v / 10_000, v % 10_000);
+}
+
+fn push_lowercase(o: &mut String, s: &str) {
+    o.extend(s.chars().flat_map(char::to_lowercase));
 }
 
 fn write_postcode(o: &mut String, kind: Postcode, rng: &mut Rng) {
@@ -223,10 +242,6 @@ impl Rng {
 
     fn chance(&mut self, numerator: usize, denominator: usize) -> bool {
         self.below(denominator) < numerator
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
@@ -595,6 +610,16 @@ mod tests {
         assert_eq!(full_years_between(birth, birth + 365 * day), 0);
         assert_eq!(full_years_between(birth, birth + 366 * day), 1);
         assert_eq!(full_years_between(birth, AGE_REFERENCE_MS), 26);
+    }
+
+    #[test]
+    fn fixed4_writes_four_decimals_with_sign() {
+        let mut s = String::new();
+        for v in [-698_246, 0, 5, -5, 1_800_000] {
+            write_fixed4(&mut s, v);
+            s.push(' ');
+        }
+        assert_eq!(s, "-69.8246 0.0000 0.0005 -0.0005 180.0000 ");
     }
 
     #[test]
