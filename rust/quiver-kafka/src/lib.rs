@@ -164,10 +164,10 @@ impl KafkaConfig {
             .set("linger.ms", self.linger.as_millis().to_string())
             .set("batch.size", self.batch_size.to_string())
             // librdkafka's default local queue (1 GiB) lets a fast source run far ahead of
-            // the broker: records then wait there for seconds and memory churns. 64 MiB
-            // keeps several full batches per partition queued, which is all the broker
-            // can take anyway.
-            .set("queue.buffering.max.kbytes", "65536")
+            // the broker: records then wait there for seconds and memory churns. 32 MiB,
+            // the Java producer's buffer.memory, still holds the in-flight batches of every
+            // partition plus the next ones.
+            .set("queue.buffering.max.kbytes", "32768")
             .set(
                 "message.timeout.ms",
                 self.delivery_timeout.as_millis().to_string(),
@@ -430,7 +430,7 @@ impl Producer {
     pub fn new(cfg: &KafkaConfig, source: &str) -> Result<Self, Error> {
         cfg.validate()?;
         let stats = std::sync::Arc::new(DeliveryStats::new());
-        let inner = cfg
+        let inner: ThreadedProducer<DeliveryContext> = cfg
             .producer_config()
             .create_with_context(DeliveryContext {
                 stats: stats.clone(),
@@ -438,6 +438,17 @@ impl Producer {
             .map_err(|error| Error::Client {
                 what: "producer",
                 bootstrap: cfg.bootstrap_servers.clone(),
+                error,
+            })?;
+        // Connecting and learning the partition leaders now, instead of with the first
+        // records, keeps start-up out of their delivery latency and fails early when the
+        // cluster cannot be reached.
+        inner
+            .client()
+            .fetch_metadata(Some(&cfg.topic), cfg.connect_timeout)
+            .map_err(|error| Error::Unreachable {
+                bootstrap: cfg.bootstrap_servers.clone(),
+                timeout: cfg.connect_timeout,
                 error,
             })?;
         let headers = OwnedHeaders::new().insert(Header {
@@ -574,22 +585,14 @@ mod tests {
     }
 
     #[test]
-    fn undeliverable_messages_are_counted_as_failed_not_dropped() {
+    fn a_producer_for_a_broker_that_is_down_is_refused_with_its_address() {
         let cfg = KafkaConfig {
             bootstrap_servers: "127.0.0.1:9".into(),
-            delivery_timeout: Duration::from_millis(300),
+            connect_timeout: Duration::from_millis(500),
             ..KafkaConfig::default()
         };
-        let producer = Producer::new(&cfg, "test").unwrap();
-        for i in 0..3 {
-            producer.send(&format!("k{i}"), b"{}").unwrap();
-        }
-        producer.flush(Duration::from_secs(30)).unwrap();
-        let stats = producer.stats().snapshot();
-        assert_eq!((stats.sent, stats.delivered, stats.failed), (3, 0, 3));
-        assert_eq!(producer.failed(), 3);
-        assert_eq!(stats.in_flight(), 0);
-        let failure = stats.first_failure.expect("the first failure is kept");
-        assert!(failure.contains("users_created"), "{failure}");
+        let err = Producer::new(&cfg, "test").err().expect("no broker there");
+        assert!(matches!(err, Error::Unreachable { .. }), "{err:?}");
+        assert!(err.to_string().contains("127.0.0.1:9"), "{err}");
     }
 }

@@ -5,6 +5,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use quiver_kafka::{Compression, KafkaConfig, Producer, SOURCE_HEADER, TopicStatus, ensure_topic};
 use quiver_source::synthetic::Synthetic;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
@@ -148,4 +150,45 @@ fn an_existing_topic_is_reused() {
         ensure_topic(&again).unwrap(),
         TopicStatus::Existed { partitions: 2 }
     );
+}
+
+#[test]
+#[ignore = "needs the local stack: scripts/stack up"]
+fn records_the_broker_refuses_are_counted_as_failed_not_dropped() {
+    let cfg = config("refused", 1, Compression::None);
+    // A topic that takes no record above 1000 bytes: the broker refuses ours for good.
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &cfg.bootstrap_servers)
+        .create()
+        .unwrap();
+    let topic =
+        NewTopic::new(&cfg.topic, 1, TopicReplication::Fixed(1)).set("max.message.bytes", "1000");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for result in runtime
+        .block_on(admin.create_topics([&topic], &AdminOptions::new()))
+        .unwrap()
+    {
+        result.unwrap();
+    }
+    assert_eq!(
+        ensure_topic(&cfg).unwrap(),
+        TopicStatus::Existed { partitions: 1 }
+    );
+    let producer = Producer::new(&cfg, "synthetic").unwrap();
+    producer.send("small", b"{}").unwrap();
+    // Alone in its batch: the broker judges the size of whole batches.
+    producer.flush(Duration::from_secs(60)).unwrap();
+    for r in Synthetic::new(5).take(3) {
+        producer.send(&r.key, r.value.repeat(2).as_bytes()).unwrap();
+    }
+    producer.flush(Duration::from_secs(60)).unwrap();
+    let stats = producer.stats().snapshot();
+    assert_eq!((stats.sent, stats.delivered, stats.failed), (4, 1, 3));
+    assert_eq!(producer.failed(), 3);
+    assert_eq!(stats.in_flight(), 0);
+    let failure = stats.first_failure.expect("the first failure is kept");
+    assert!(failure.contains(&cfg.topic), "{failure}");
 }

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use quiver_source::Record;
 use quiver_source::synthetic::{self, Synthetic};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
@@ -304,4 +306,49 @@ fn randomuser_run_pages_retries_and_delivers_each_user_once() {
     let requests = requests.lock().unwrap();
     assert_eq!(requests.len(), 4);
     assert!(requests.iter().all(|r| query(r, "results") == 50));
+}
+
+#[test]
+#[ignore = "needs the local stack: scripts/stack up"]
+fn undelivered_records_make_the_run_fail_with_the_reason() {
+    let topic = unique_topic("refused");
+    // The broker takes no batch above 1000 bytes on this topic: every record is refused.
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .unwrap();
+    let new_topic =
+        NewTopic::new(&topic, 1, TopicReplication::Fixed(1)).set("max.message.bytes", "1000");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for result in runtime
+        .block_on(admin.create_topics([&new_topic], &AdminOptions::new()))
+        .unwrap()
+    {
+        result.unwrap();
+    }
+    let out = quiver(
+        &[
+            "produce",
+            "--source",
+            "synthetic",
+            "--count",
+            "200",
+            "--topic",
+            &topic,
+            "--bootstrap-servers",
+            &bootstrap(),
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("were not delivered") && err.contains(&topic),
+        "{err}"
+    );
+    let summary = text(&out.stdout);
+    assert!(summary.contains("delivered   0"), "{summary}");
 }
