@@ -164,10 +164,11 @@ impl KafkaConfig {
             .set("linger.ms", self.linger.as_millis().to_string())
             .set("batch.size", self.batch_size.to_string())
             // librdkafka's default local queue (1 GiB) lets a fast source run far ahead of
-            // the broker: records then wait there for seconds and memory churns. 32 MiB,
-            // the Java producer's buffer.memory, still holds the in-flight batches of every
-            // partition plus the next ones.
-            .set("queue.buffering.max.kbytes", "32768")
+            // the broker: records then wait there for seconds and memory churns. 16 MiB
+            // holds the five requests an idempotent producer keeps in flight plus the
+            // batches being filled; measured on the 2-core machine, more only added
+            // latency (docs/BENCHMARKS.md).
+            .set("queue.buffering.max.kbytes", "16384")
             .set(
                 "message.timeout.ms",
                 self.delivery_timeout.as_millis().to_string(),
