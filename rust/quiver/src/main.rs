@@ -1,11 +1,13 @@
 //! The `quiver` binary: wires the library crates into subcommands.
 
+mod produce;
+mod serve;
+mod sql;
+
 use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-
-mod produce;
 
 #[derive(Parser)]
 #[command(
@@ -24,6 +26,10 @@ enum Command {
     Version,
     /// Send user records (randomuser.me or synthetic) to Kafka.
     Produce(Box<produce::ProduceArgs>),
+    /// Run the transformation service (Arrow Flight in, DataFusion SQL, sinks out).
+    Serve(serve::Args),
+    /// Run SQL over a running service's recent output and print a table.
+    Sql(sql::Args),
 }
 
 fn main() -> Result<ExitCode> {
@@ -39,5 +45,7 @@ fn main() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Produce(args) => produce::run(*args),
+        Command::Serve(args) => serve::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Sql(args) => sql::run(args).map(|()| ExitCode::SUCCESS),
     }
 }

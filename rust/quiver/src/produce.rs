@@ -19,7 +19,6 @@ use clap::{Args, CommandFactory, Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use quiver_kafka::{Compression, DeliverySnapshot, KafkaConfig, Producer, TopicStatus};
 use quiver_source::randomuser::{RandomUser, RandomUserConfig};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::sync::watch;
 
 const ENV_PREFIX: &str = "QUIVER_PRODUCE_";
@@ -492,9 +491,16 @@ pub fn run(args: ProduceArgs) -> Result<ExitCode> {
         let stats = producer.stats();
         let counters = counters.clone();
         let labels = format!("source=\"{}\",topic=\"{}\"", cfg.source.name(), k.topic);
-        runtime.spawn(serve_metrics(listener, move || {
-            render_metrics(&labels, &stats.snapshot(), &counters)
-        }));
+        let router = axum::Router::new()
+            .route("/healthz", axum::routing::get(|| async { "ok\n" }))
+            .route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let text = render_metrics(&labels, &stats.snapshot(), &counters);
+                    async move { text }
+                }),
+            );
+        runtime.spawn(axum::serve(listener, router).into_future());
         tracing::info!("serving Prometheus metrics at http://{addr}/metrics");
     }
 
@@ -792,51 +798,6 @@ fn render_metrics(labels: &str, s: &DeliverySnapshot, c: &SourceCounters) -> Str
     out
 }
 
-async fn serve_metrics(
-    listener: tokio::net::TcpListener,
-    render: impl Fn() -> String + Send + Sync + 'static,
-) {
-    let render = Arc::new(render);
-    loop {
-        let Ok((mut socket, _)) = listener.accept().await else {
-            continue;
-        };
-        let render = render.clone();
-        tokio::spawn(async move {
-            let mut head = Vec::new();
-            let mut buf = [0u8; 1024];
-            // A scraper sends a short GET; anything longer or slower is not one.
-            let read = tokio::time::timeout(Duration::from_secs(5), async {
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
-                    match socket.read(&mut buf).await {
-                        Ok(0) | Err(_) => return false,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                true
-            })
-            .await;
-            if !matches!(read, Ok(true)) {
-                return;
-            }
-            let head = String::from_utf8_lossy(&head);
-            let path = head.split_whitespace().nth(1).unwrap_or("");
-            let (status, body) = if path == "/metrics" || path.starts_with("/metrics?") {
-                ("200 OK", render())
-            } else {
-                ("404 Not Found", "see /metrics\n".to_string())
-            };
-            let response = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\n\
-                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = socket.write_all(response.as_bytes()).await;
-            let _ = socket.shutdown().await;
-        });
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -852,31 +813,10 @@ mod tests {
             .collect()
     }
 
-    fn write_toml(text: &str) -> tempfile_path::TempPath {
-        tempfile_path::TempPath::with(text)
-    }
-
-    /// A file removed when dropped; enough for these tests without another dependency.
-    mod tempfile_path {
-        pub struct TempPath(pub std::path::PathBuf);
-        impl TempPath {
-            pub fn with(text: &str) -> Self {
-                use std::sync::atomic::{AtomicU32, Ordering};
-                static N: AtomicU32 = AtomicU32::new(0);
-                let path = std::env::temp_dir().join(format!(
-                    "quiver-produce-test-{}-{}.toml",
-                    std::process::id(),
-                    N.fetch_add(1, Ordering::Relaxed)
-                ));
-                std::fs::write(&path, text).unwrap();
-                TempPath(path)
-            }
-        }
-        impl Drop for TempPath {
-            fn drop(&mut self) {
-                let _ = std::fs::remove_file(&self.0);
-            }
-        }
+    fn write_toml(text: &str) -> tempfile::NamedTempFile {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut file, text.as_bytes()).unwrap();
+        file
     }
 
     #[test]
@@ -886,7 +826,7 @@ mod tests {
              partitions = 6\ncompression = \"zstd\"\nlinger_ms = 5\n\
              [serve]\nanything = \"ignored\"\n",
         );
-        let toml = toml_layer(&file.0).unwrap();
+        let toml = toml_layer(file.path()).unwrap();
         let env = env_layer(&vars(&[
             ("QUIVER_PRODUCE_TOPIC", "from-env"),
             ("QUIVER_PRODUCE_PARTITIONS", "4"),
@@ -942,7 +882,7 @@ mod tests {
         assert!(format!("{err:#}").contains("unknown setting"), "{err:#}");
 
         let file = write_toml("[produce]\ncompresion = \"lz4\"\n");
-        let err = toml_layer(&file.0).unwrap_err();
+        let err = toml_layer(file.path()).unwrap_err();
         let message = format!("{err:#}");
         assert!(
             message.contains("compresion") && message.contains("unknown"),
@@ -950,14 +890,14 @@ mod tests {
         );
 
         let file = write_toml("[produce]\ncompression = \"brotli\"\n");
-        let message = format!("{:#}", toml_layer(&file.0).unwrap_err());
+        let message = format!("{:#}", toml_layer(file.path()).unwrap_err());
         assert!(
             message.contains("brotli") && message.contains("[produce] compression"),
             "{message}"
         );
 
         let file = write_toml("[produce\n");
-        let message = format!("{:#}", toml_layer(&file.0).unwrap_err());
+        let message = format!("{:#}", toml_layer(file.path()).unwrap_err());
         assert!(message.contains("not valid TOML"), "{message}");
     }
 

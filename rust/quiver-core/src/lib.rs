@@ -1,0 +1,17 @@
+//! quiver's pure core: the randomuser 1.4 Arrow schemas, the decoder from Kafka-shaped
+//! Arrow batches into typed rows (with a rejects batch for records that cannot be
+//! decoded), and SQL pipelines planned once per process and reused per batch.
+//!
+//! Nothing here touches the network or the file system; the service and sink crates
+//! drive it.
+
+pub mod decode;
+pub mod error;
+pub mod pipeline;
+pub mod schema;
+pub mod synth;
+pub mod window;
+
+pub use decode::{Decoded, decode_users};
+pub use error::{CoreError, SchemaProblem};
+pub use pipeline::{Engine, Pipeline, PipelineSpec, Processed, StageTimings};

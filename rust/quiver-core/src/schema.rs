@@ -1,0 +1,120 @@
+//! The Arrow schemas at each stage of the `users` flow.
+//!
+//! Timestamps are milliseconds in UTC throughout: that is Kafka's and Cassandra's
+//! resolution, so no stage silently truncates.
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use std::sync::{Arc, LazyLock};
+
+/// The name under which the decoded rows are visible to a pipeline's SQL.
+pub const INPUT_TABLE: &str = "raw_users";
+
+pub fn ts_ms() -> DataType {
+    DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
+}
+
+/// The batch shape Spark's Kafka source produces (and any Flight client must send).
+/// `value`, `partition` and `offset` are required; `key`, `topic` and `timestamp` may be
+/// absent, which suits clients that are not Spark.
+pub fn kafka_input_schema() -> SchemaRef {
+    static S: LazyLock<SchemaRef> = LazyLock::new(|| {
+        Arc::new(Schema::new(vec![
+            Field::new("key", DataType::Binary, true),
+            Field::new("value", DataType::Binary, true),
+            Field::new("topic", DataType::Utf8, true),
+            Field::new("partition", DataType::Int32, false),
+            Field::new("offset", DataType::Int64, false),
+            Field::new("timestamp", ts_ms(), true),
+        ]))
+    });
+    S.clone()
+}
+
+/// randomuser 1.4 result objects, flattened with `_` (`location.street.number` is
+/// `location_street_number`) so a pipeline's SQL needs no struct access. Login secrets
+/// (password, salt, hashes) are deliberately not decoded.
+pub fn users_schema() -> SchemaRef {
+    static S: LazyLock<SchemaRef> = LazyLock::new(|| {
+        let s = |n: &str| Field::new(n, DataType::Utf8, true);
+        Arc::new(Schema::new(vec![
+            s("gender"),
+            s("name_title"),
+            s("name_first"),
+            s("name_last"),
+            Field::new("location_street_number", DataType::Int64, true),
+            s("location_street_name"),
+            s("location_city"),
+            s("location_state"),
+            s("location_country"),
+            s("location_postcode"),
+            Field::new("location_coordinates_latitude", DataType::Float64, true),
+            Field::new("location_coordinates_longitude", DataType::Float64, true),
+            s("location_timezone_offset"),
+            s("location_timezone_description"),
+            s("email"),
+            Field::new("login_uuid", DataType::Utf8, false),
+            s("login_username"),
+            Field::new("dob_date", ts_ms(), true),
+            Field::new("dob_age", DataType::Int32, true),
+            Field::new("registered_date", ts_ms(), true),
+            Field::new("registered_age", DataType::Int32, true),
+            s("phone"),
+            s("cell"),
+            s("id_name"),
+            s("id_value"),
+            s("picture_large"),
+            s("picture_medium"),
+            s("picture_thumbnail"),
+            s("nat"),
+            Field::new("kafka_partition", DataType::Int32, false),
+            Field::new("kafka_offset", DataType::Int64, false),
+            Field::new("kafka_timestamp", ts_ms(), true),
+            Field::new("processed_at", ts_ms(), false),
+        ]))
+    });
+    S.clone()
+}
+
+/// The Cassandra table `spark_streams.created_users`, as Arrow. `id` is the canonical
+/// lower-case UUID text; the sink binds it as a CQL `uuid`.
+pub fn created_users_schema() -> SchemaRef {
+    static S: LazyLock<SchemaRef> = LazyLock::new(|| {
+        let s = |n: &str| Field::new(n, DataType::Utf8, true);
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Utf8, false),
+            s("first_name"),
+            s("last_name"),
+            s("gender"),
+            s("address"),
+            s("post_code"),
+            s("email"),
+            s("username"),
+            Field::new("dob", ts_ms(), true),
+            Field::new("registered_date", ts_ms(), true),
+            s("phone"),
+            s("picture"),
+            Field::new("kafka_partition", DataType::Int32, true),
+            Field::new("kafka_offset", DataType::Int64, true),
+            Field::new("event_time", ts_ms(), true),
+            Field::new("processed_at", ts_ms(), true),
+        ]))
+    });
+    S.clone()
+}
+
+/// Records that could not be decoded, with where they came from and why.
+/// Matches the Cassandra table `spark_streams.rejected_users`.
+pub fn rejects_schema() -> SchemaRef {
+    static S: LazyLock<SchemaRef> = LazyLock::new(|| {
+        Arc::new(Schema::new(vec![
+            Field::new("kafka_topic", DataType::Utf8, true),
+            Field::new("kafka_partition", DataType::Int32, false),
+            Field::new("kafka_offset", DataType::Int64, false),
+            Field::new("kafka_timestamp", ts_ms(), true),
+            Field::new("raw_value", DataType::Binary, true),
+            Field::new("reason", DataType::Utf8, false),
+            Field::new("rejected_at", ts_ms(), false),
+        ]))
+    });
+    S.clone()
+}

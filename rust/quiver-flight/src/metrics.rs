@@ -1,0 +1,79 @@
+//! Prometheus metrics of the service, registered in their own registry so tests and
+//! several services in one process do not collide.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub batches: IntCounterVec,
+    pub rows_in: IntCounterVec,
+    pub rows_written: IntCounterVec,
+    pub rows_rejected: IntCounterVec,
+    pub stage_seconds: HistogramVec,
+    pub sink_errors: IntCounterVec,
+    pub inflight_batches: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new_custom(Some("quiver".into()), None)?;
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok::<_, prometheus::Error>(c)
+        };
+        let batches = counter(
+            "batches_total",
+            "Input batches by pipeline and outcome (ok, error).",
+            &["pipeline", "outcome"],
+        )?;
+        let rows_in = counter("rows_in_total", "Records received.", &["pipeline"])?;
+        let rows_written = counter(
+            "rows_written_total",
+            "Rows stored by the sinks.",
+            &["pipeline", "sink"],
+        )?;
+        let rows_rejected = counter(
+            "rows_rejected_total",
+            "Records that could not be decoded (sent to the rejects table).",
+            &["pipeline"],
+        )?;
+        let sink_errors = counter(
+            "sink_errors_total",
+            "Failed sink writes (each fails its batch back to the caller).",
+            &["sink"],
+        )?;
+        // Micro-batches take from tens of microseconds (decode of a small batch) to
+        // seconds (a slow sink), so the buckets span 10 µs .. ~10 s.
+        let stage_seconds = HistogramVec::new(
+            HistogramOpts::new("stage_seconds", "Time per batch in each stage.")
+                .buckets(prometheus::exponential_buckets(1e-5, 4.0, 11)?),
+            &["pipeline", "stage"],
+        )?;
+        registry.register(Box::new(stage_seconds.clone()))?;
+        let inflight_batches = IntGauge::new("inflight_batches", "Batches being processed.")?;
+        registry.register(Box::new(inflight_batches.clone()))?;
+        Ok(Self {
+            registry,
+            batches,
+            rows_in,
+            rows_written,
+            rows_rejected,
+            stage_seconds,
+            sink_errors,
+            inflight_batches,
+        })
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        // Encoding into a Vec only fails on invalid metric families, which the
+        // constructors above cannot produce.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}

@@ -1,0 +1,539 @@
+//! The Flight service: Kafka-shaped batches in (DoExchange / DoPut), acknowledgements or
+//! transformed rows out, and SQL over the recent output (GetFlightInfo / DoGet).
+
+use crate::metrics::Metrics;
+use crate::proto::{BatchAck, ExchangeCommand, SqlQuery};
+use crate::sink::{Sink, SinkError};
+use arrow::array::RecordBatch;
+use arrow::datatypes::Schema;
+use arrow::ipc::writer::IpcWriteOptions;
+use arrow_flight::decode::FlightRecordBatchStream;
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
+use arrow_flight::flight_descriptor::DescriptorType;
+use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
+use arrow_flight::{
+    Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightEndpoint, FlightInfo,
+    HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaAsIpc, SchemaResult, Ticket,
+};
+use futures::stream::{self, BoxStream};
+use futures::{StreamExt, TryStreamExt};
+use prost::Message;
+use quiver_core::{CoreError, Engine, Pipeline};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tonic::metadata::MetadataMap;
+use tonic::transport::server::TcpIncoming;
+use tonic::{Request, Response, Status, Streaming};
+
+/// Settings of the Flight endpoint.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Largest gRPC message accepted or sent. Spark micro-batches easily exceed gRPC's
+    /// 4 MiB default, so this is raised on both sides.
+    pub max_message_bytes: usize,
+    /// When set, every call must carry `authorization: Bearer <token>`.
+    pub token: Option<String>,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 256 * 1024 * 1024,
+            token: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("Flight server on {addr} failed: {source}")]
+    Transport {
+        addr: String,
+        source: tonic::transport::Error,
+    },
+}
+
+/// The service state, cheap to clone (one per connection).
+#[derive(Debug, Clone)]
+pub struct QuiverFlight {
+    engine: Arc<Engine>,
+    sinks: Arc<HashMap<String, Arc<dyn Sink>>>,
+    metrics: Metrics,
+}
+
+impl QuiverFlight {
+    /// `sinks` maps the names used in pipeline specs to sink instances. A pipeline that
+    /// names a sink not in the map is a start-up error, not a per-batch one.
+    pub fn new(
+        engine: Arc<Engine>,
+        sinks: HashMap<String, Arc<dyn Sink>>,
+        metrics: Metrics,
+    ) -> Result<Self, String> {
+        for p in engine.pipelines() {
+            for s in &p.spec().sinks {
+                if !sinks.contains_key(s) {
+                    return Err(format!(
+                        "pipeline `{}` writes to sink `{s}`, which is not configured (configured: {})",
+                        p.name(),
+                        sinks.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ));
+                }
+            }
+        }
+        Ok(Self {
+            engine,
+            sinks: Arc::new(sinks),
+            metrics,
+        })
+    }
+
+    fn pipeline(&self, name: &str) -> Result<Arc<Pipeline>, Status> {
+        self.engine.pipeline(name).map_err(core_status)
+    }
+
+    /// Decode, transform and store one batch; the ack is built only after every sink
+    /// succeeded.
+    async fn run_batch(
+        &self,
+        pipeline: &Pipeline,
+        cmd: &ExchangeCommand,
+        sequence: u64,
+        batch: RecordBatch,
+        store: bool,
+    ) -> Result<(BatchAck, RecordBatch), Status> {
+        let name = pipeline.name();
+        let _inflight = InflightGuard::new(&self.metrics);
+        let outcome = self
+            .run_batch_inner(pipeline, cmd, sequence, batch, store)
+            .await;
+        let label = if outcome.is_ok() { "ok" } else { "error" };
+        self.metrics.batches.with_label_values(&[name, label]).inc();
+        outcome
+    }
+
+    async fn run_batch_inner(
+        &self,
+        pipeline: &Pipeline,
+        cmd: &ExchangeCommand,
+        sequence: u64,
+        batch: RecordBatch,
+        store: bool,
+    ) -> Result<(BatchAck, RecordBatch), Status> {
+        let name = pipeline.name();
+        let processed = pipeline.process(&batch).await.map_err(|e| {
+            let status = core_status(e);
+            tracing::warn!(pipeline = name, batch_id = cmd.batch_id, partition = cmd.partition, attempt = cmd.attempt, %status, "batch failed");
+            status
+        })?;
+        let m = &self.metrics;
+        m.rows_in
+            .with_label_values(&[name])
+            .inc_by(processed.rows_in as u64);
+        m.rows_rejected
+            .with_label_values(&[name])
+            .inc_by(processed.rejects.num_rows() as u64);
+        m.stage_seconds
+            .with_label_values(&[name, "decode"])
+            .observe(processed.timings.decode.as_secs_f64());
+        m.stage_seconds
+            .with_label_values(&[name, "sql"])
+            .observe(processed.timings.sql.as_secs_f64());
+
+        let sink_started = Instant::now();
+        let mut rows_written = 0;
+        if store {
+            for sink_name in &pipeline.spec().sinks {
+                let sink = &self.sinks[sink_name];
+                let report = sink
+                    .write(name, &processed.output, &processed.rejects)
+                    .await
+                    .map_err(|e| {
+                        m.sink_errors.with_label_values(&[sink_name]).inc();
+                        tracing::warn!(pipeline = name, batch_id = cmd.batch_id, partition = cmd.partition, error = %e, "sink write failed; batch not acknowledged");
+                        sink_status(e)
+                    })?;
+                m.rows_written
+                    .with_label_values(&[name, sink_name])
+                    .inc_by(report.rows_written);
+                rows_written = report.rows_written;
+            }
+        }
+        let sink_time = sink_started.elapsed();
+        m.stage_seconds
+            .with_label_values(&[name, "sink"])
+            .observe(sink_time.as_secs_f64());
+        pipeline.window().push(processed.output.clone());
+        let ack = BatchAck {
+            pipeline: name.to_string(),
+            batch_id: cmd.batch_id,
+            partition: cmd.partition,
+            attempt: cmd.attempt,
+            sequence,
+            rows_in: processed.rows_in as u64,
+            rows_out: processed.output.num_rows() as u64,
+            rows_written,
+            rows_rejected: processed.rejects.num_rows() as u64,
+            decode_micros: micros(processed.timings.decode),
+            sql_micros: micros(processed.timings.sql),
+            sink_micros: micros(sink_time),
+        };
+        Ok((ack, processed.output))
+    }
+
+    /// Reads the command from the first message and returns the pipeline, the command
+    /// and the decoded input batches.
+    async fn open_exchange(
+        &self,
+        mut input: Streaming<FlightData>,
+    ) -> Result<(Arc<Pipeline>, ExchangeCommand, FlightRecordBatchStream), Status> {
+        let first = input.message().await?.ok_or_else(|| {
+            Status::invalid_argument(
+                "the stream was empty: send a FlightDescriptor (CMD = ExchangeCommand) with the schema, then batches",
+            )
+        })?;
+        let descriptor = first.flight_descriptor.clone().ok_or_else(|| {
+            Status::invalid_argument(
+                "the first message has no FlightDescriptor: set it to CMD with a serialized quiver.v1.ExchangeCommand",
+            )
+        })?;
+        if descriptor.r#type() != DescriptorType::Cmd {
+            return Err(Status::invalid_argument(
+                "the FlightDescriptor must be of type CMD carrying a quiver.v1.ExchangeCommand",
+            ));
+        }
+        let cmd = ExchangeCommand::decode(descriptor.cmd.as_ref()).map_err(|e| {
+            Status::invalid_argument(format!(
+                "the descriptor's cmd is not a quiver.v1.ExchangeCommand: {e}"
+            ))
+        })?;
+        let pipeline = self.pipeline(&cmd.pipeline)?;
+        let rest = stream::once(async move { Ok(first) })
+            .chain(input)
+            .map_err(|s| FlightError::Tonic(Box::new(s)));
+        Ok((
+            pipeline,
+            cmd,
+            FlightRecordBatchStream::new_from_flight_data(rest),
+        ))
+    }
+
+    /// The pipeline named by a PATH descriptor `[pipeline]` or `[pipeline, input|output]`.
+    fn path_target(&self, d: &FlightDescriptor) -> Result<(Arc<Pipeline>, bool), Status> {
+        match d.path.as_slice() {
+            [name] => Ok((self.pipeline(name)?, false)),
+            [name, which] if which == "output" => Ok((self.pipeline(name)?, false)),
+            [name, which] if which == "input" => Ok((self.pipeline(name)?, true)),
+            _ => Err(Status::invalid_argument(format!(
+                "descriptor path {:?} must be [pipeline] or [pipeline, \"input\"|\"output\"]",
+                d.path
+            ))),
+        }
+    }
+
+    fn pipeline_info(&self, p: &Pipeline) -> Result<FlightInfo, Status> {
+        let query = SqlQuery {
+            sql: format!("SELECT * FROM \"{}\"", p.name()),
+        };
+        FlightInfo::new()
+            .try_with_schema(&p.output_schema())
+            .map_err(|e| Status::internal(format!("encoding schema of `{}`: {e}", p.name())))
+            .map(|info| {
+                info.with_descriptor(FlightDescriptor::new_path(vec![p.name().to_string()]))
+                    .with_endpoint(
+                        FlightEndpoint::new().with_ticket(Ticket::new(query.encode_to_vec())),
+                    )
+                    .with_total_records(p.window().rows() as i64)
+            })
+    }
+
+    fn sql_of(bytes: &[u8]) -> Result<String, Status> {
+        let q = SqlQuery::decode(bytes).map_err(|e| {
+            Status::invalid_argument(format!("expected a serialized quiver.v1.SqlQuery: {e}"))
+        })?;
+        if q.sql.trim().is_empty() {
+            return Err(Status::invalid_argument("the SqlQuery has an empty `sql`"));
+        }
+        Ok(q.sql)
+    }
+}
+
+struct InflightGuard<'a>(&'a Metrics);
+
+impl<'a> InflightGuard<'a> {
+    fn new(m: &'a Metrics) -> Self {
+        m.inflight_batches.inc();
+        Self(m)
+    }
+}
+
+impl Drop for InflightGuard<'_> {
+    fn drop(&mut self) {
+        self.0.inflight_batches.dec();
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    d.as_micros().try_into().unwrap_or(u64::MAX)
+}
+
+fn core_status(e: CoreError) -> Status {
+    match &e {
+        CoreError::UnknownPipeline { .. } => Status::not_found(e.to_string()),
+        CoreError::InputSchema(_) | CoreError::Query(_) => Status::invalid_argument(e.to_string()),
+        _ => Status::internal(e.to_string()),
+    }
+}
+
+fn sink_status(e: SinkError) -> Status {
+    match e {
+        SinkError::Unavailable { .. } => Status::unavailable(e.to_string()),
+        SinkError::Rejected { .. } => Status::internal(e.to_string()),
+    }
+}
+
+fn flight_status(e: FlightError) -> Status {
+    match e {
+        FlightError::Tonic(s) => *s,
+        other => Status::invalid_argument(format!("reading the Arrow stream: {other}")),
+    }
+}
+
+fn ack_data(ack: &BatchAck) -> FlightData {
+    FlightData {
+        app_metadata: ack.encode_to_vec().into(),
+        ..Default::default()
+    }
+}
+
+/// Encodes output with the encoder's default ~2 MiB messages, so that even a client that
+/// kept gRPC's 4 MiB receive limit can read any result.
+fn encode_batches(
+    schema: Arc<Schema>,
+    batches: BoxStream<'static, Result<RecordBatch, FlightError>>,
+) -> BoxStream<'static, Result<FlightData, Status>> {
+    FlightDataEncoderBuilder::new()
+        .with_schema(schema)
+        .build(batches)
+        .map_err(flight_status)
+        .boxed()
+}
+
+#[tonic::async_trait]
+impl FlightService for QuiverFlight {
+    type HandshakeStream = BoxStream<'static, Result<HandshakeResponse, Status>>;
+    type ListFlightsStream = BoxStream<'static, Result<FlightInfo, Status>>;
+    type DoGetStream = BoxStream<'static, Result<FlightData, Status>>;
+    type DoPutStream = BoxStream<'static, Result<PutResult, Status>>;
+    type DoActionStream = BoxStream<'static, Result<arrow_flight::Result, Status>>;
+    type ListActionsStream = BoxStream<'static, Result<ActionType, Status>>;
+    type DoExchangeStream = BoxStream<'static, Result<FlightData, Status>>;
+
+    async fn handshake(
+        &self,
+        _request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<Response<Self::HandshakeStream>, Status> {
+        Err(Status::unimplemented(
+            "no handshake: send `authorization: Bearer <token>` on every call when the server has a token",
+        ))
+    }
+
+    async fn list_flights(
+        &self,
+        _request: Request<Criteria>,
+    ) -> Result<Response<Self::ListFlightsStream>, Status> {
+        let infos = self
+            .engine
+            .pipelines()
+            .map(|p| self.pipeline_info(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Response::new(
+            stream::iter(infos.into_iter().map(Ok)).boxed(),
+        ))
+    }
+
+    async fn get_flight_info(
+        &self,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let d = request.into_inner();
+        if d.r#type() == DescriptorType::Path {
+            let (p, _) = self.path_target(&d)?;
+            return Ok(Response::new(self.pipeline_info(&p)?));
+        }
+        let sql = Self::sql_of(&d.cmd)?;
+        let schema = self.engine.query_schema(&sql).await.map_err(core_status)?;
+        let info = FlightInfo::new()
+            .try_with_schema(&schema)
+            .map_err(|e| Status::internal(format!("encoding the query schema: {e}")))?
+            .with_endpoint(FlightEndpoint::new().with_ticket(Ticket::new(d.cmd.clone())))
+            .with_descriptor(d);
+        Ok(Response::new(info))
+    }
+
+    async fn poll_flight_info(
+        &self,
+        _request: Request<FlightDescriptor>,
+    ) -> Result<Response<PollInfo>, Status> {
+        Err(Status::unimplemented(
+            "queries finish quickly: use GetFlightInfo instead of PollFlightInfo",
+        ))
+    }
+
+    async fn get_schema(
+        &self,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<SchemaResult>, Status> {
+        let d = request.into_inner();
+        let schema = if d.r#type() == DescriptorType::Path {
+            let (p, input) = self.path_target(&d)?;
+            if input {
+                p.input_schema()
+            } else {
+                p.output_schema()
+            }
+        } else {
+            let sql = Self::sql_of(&d.cmd)?;
+            self.engine.query_schema(&sql).await.map_err(core_status)?
+        };
+        let result = SchemaAsIpc::new(&schema, &IpcWriteOptions::default())
+            .try_into()
+            .map_err(|e: arrow::error::ArrowError| {
+                Status::internal(format!("encoding the schema: {e}"))
+            })?;
+        Ok(Response::new(result))
+    }
+
+    async fn do_get(
+        &self,
+        request: Request<Ticket>,
+    ) -> Result<Response<Self::DoGetStream>, Status> {
+        let sql = Self::sql_of(&request.into_inner().ticket)?;
+        let (schema, batches) = self.engine.query(&sql).await.map_err(core_status)?;
+        let batches = stream::iter(batches.into_iter().map(Ok)).boxed();
+        Ok(Response::new(encode_batches(schema, batches)))
+    }
+
+    async fn do_put(
+        &self,
+        request: Request<Streaming<FlightData>>,
+    ) -> Result<Response<Self::DoPutStream>, Status> {
+        let (pipeline, cmd, batches) = self.open_exchange(request.into_inner()).await?;
+        let svc = self.clone();
+        let out = batches
+            .enumerate()
+            .then(move |(seq, batch)| {
+                let (svc, pipeline, cmd) = (svc.clone(), pipeline.clone(), cmd.clone());
+                async move {
+                    let batch = batch.map_err(flight_status)?;
+                    let (ack, _) = svc
+                        .run_batch(&pipeline, &cmd, seq as u64, batch, true)
+                        .await?;
+                    Ok(PutResult {
+                        app_metadata: ack.encode_to_vec().into(),
+                    })
+                }
+            })
+            .boxed();
+        Ok(Response::new(out))
+    }
+
+    async fn do_action(
+        &self,
+        request: Request<Action>,
+    ) -> Result<Response<Self::DoActionStream>, Status> {
+        Err(Status::unimplemented(format!(
+            "action `{}` is not supported; quiver has no actions",
+            request.into_inner().r#type
+        )))
+    }
+
+    async fn list_actions(
+        &self,
+        _request: Request<Empty>,
+    ) -> Result<Response<Self::ListActionsStream>, Status> {
+        Ok(Response::new(stream::empty().boxed()))
+    }
+
+    async fn do_exchange(
+        &self,
+        request: Request<Streaming<FlightData>>,
+    ) -> Result<Response<Self::DoExchangeStream>, Status> {
+        let (pipeline, cmd, batches) = self.open_exchange(request.into_inner()).await?;
+        let svc = self.clone();
+        let return_rows = cmd.return_rows;
+        let output_schema = pipeline.output_schema();
+        let results = batches.enumerate().then(move |(seq, batch)| {
+            let (svc, pipeline, cmd) = (svc.clone(), pipeline.clone(), cmd.clone());
+            async move {
+                let batch = batch.map_err(flight_status)?;
+                svc.run_batch(&pipeline, &cmd, seq as u64, batch, !return_rows)
+                    .await
+            }
+        });
+        if return_rows {
+            let rows = results
+                .map_ok(|(_, rows)| rows)
+                .map_err(|s| FlightError::Tonic(Box::new(s)))
+                .boxed();
+            return Ok(Response::new(encode_batches(output_schema, rows)));
+        }
+        Ok(Response::new(
+            results.map_ok(|(ack, _)| ack_data(&ack)).boxed(),
+        ))
+    }
+}
+
+fn check_token(expected: &str, metadata: &MetadataMap) -> Result<(), Status> {
+    let given = metadata
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            Status::unauthenticated(
+                "this server needs `authorization: Bearer <token>` (QUIVER_TOKEN)",
+            )
+        })?;
+    // Compare every byte so the time taken does not reveal the matching prefix.
+    let same = given.len() == expected.len()
+        && given
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if same {
+        Ok(())
+    } else {
+        Err(Status::unauthenticated("the bearer token is wrong"))
+    }
+}
+
+/// Serves `svc` on an already bound listener until `shutdown` resolves; in-flight calls
+/// are allowed to finish first.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    svc: QuiverFlight,
+    config: ServiceConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| "?".into());
+    let server = FlightServiceServer::new(svc)
+        .max_decoding_message_size(config.max_message_bytes)
+        .max_encoding_message_size(config.max_message_bytes);
+    let token = config.token.clone();
+    let auth = move |req: Request<()>| match &token {
+        Some(t) => check_token(t, req.metadata()).map(|_| req),
+        None => Ok(req),
+    };
+    let service = tonic::service::interceptor::InterceptedService::new(server, auth);
+    tonic::transport::Server::builder()
+        .add_service(service)
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+        .await
+        .map_err(|source| ServeError::Transport { addr, source })
+}

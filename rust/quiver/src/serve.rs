@@ -1,0 +1,357 @@
+//! `quiver serve`: the Flight service, the metrics/health endpoint, and the sinks.
+//!
+//! Settings come from, in rising priority: built-in defaults, a TOML file
+//! (`--config`), `QUIVER_*` environment variables, and command-line flags.
+
+use anyhow::{Context, Result, bail};
+use axum::Router;
+use axum::routing::get;
+use quiver_cassandra::{CassandraConfig, CassandraSink};
+use quiver_core::{Engine, PipelineSpec};
+use quiver_flight::{Metrics, NoSink, QuiverFlight, ServiceConfig, Sink};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// TOML settings file.
+    #[arg(long, env = "QUIVER_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where output goes: `cassandra`, or `none` for a pure transform service.
+    #[arg(long, env = "QUIVER_SINK")]
+    sink: Option<SinkKind>,
+    /// Flight (gRPC) listen address.
+    #[arg(long, env = "QUIVER_FLIGHT_LISTEN")]
+    flight_listen: Option<SocketAddr>,
+    /// HTTP listen address for /metrics and /healthz.
+    #[arg(long, env = "QUIVER_HTTP_LISTEN")]
+    http_listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+enum SinkKind {
+    Cassandra,
+    None,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Settings {
+    flight_listen: SocketAddr,
+    http_listen: SocketAddr,
+    sink: SinkKind,
+    max_message_bytes: usize,
+    /// Rows of recent output kept per pipeline for `quiver sql`.
+    window_rows: usize,
+    /// File holding the bearer token (the token itself only via QUIVER_TOKEN).
+    token_file: Option<PathBuf>,
+    cassandra: CassandraSettings,
+    pipelines: Vec<PipelineSettings>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            flight_listen: ([127, 0, 0, 1], 50051).into(),
+            http_listen: ([127, 0, 0, 1], 9464).into(),
+            sink: SinkKind::Cassandra,
+            max_message_bytes: ServiceConfig::default().max_message_bytes,
+            window_rows: 100_000,
+            token_file: None,
+            cassandra: CassandraSettings::default(),
+            pipelines: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct CassandraSettings {
+    nodes: Vec<String>,
+    keyspace: String,
+    replication_factor: u32,
+    concurrency: usize,
+    retries: u32,
+    backoff_ms: u64,
+    request_timeout_ms: u64,
+    username: Option<String>,
+    password_file: Option<PathBuf>,
+}
+
+impl Default for CassandraSettings {
+    fn default() -> Self {
+        let d = CassandraConfig::default();
+        Self {
+            nodes: d.nodes,
+            keyspace: d.keyspace,
+            replication_factor: d.replication_factor,
+            concurrency: d.concurrency,
+            retries: d.retries,
+            backoff_ms: d.backoff.as_millis() as u64,
+            request_timeout_ms: d.request_timeout.as_millis() as u64,
+            username: None,
+            password_file: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PipelineSettings {
+    name: String,
+    /// SQL over `raw_users`; relative paths are taken from the config file's folder.
+    sql_file: Option<PathBuf>,
+}
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn env_parse<T: std::str::FromStr>(name: &str) -> Result<Option<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    env_var(name)
+        .map(|v| {
+            v.parse()
+                .map_err(|e| anyhow::anyhow!("environment variable {name}={v:?} is invalid: {e}"))
+        })
+        .transpose()
+}
+
+fn read_secret(path: &Path, what: &str) -> Result<String> {
+    let s = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the {what} file {}", path.display()))?;
+    let s = s.trim().to_string();
+    if s.is_empty() {
+        bail!("the {what} file {} is empty", path.display());
+    }
+    Ok(s)
+}
+
+fn load(args: &Args) -> Result<(Settings, PathBuf)> {
+    let (mut s, base) = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the config file {}", path.display()))?;
+            let s: Settings = toml::from_str(&text)
+                .with_context(|| format!("config file {} is invalid", path.display()))?;
+            let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            (s, base)
+        }
+        None => (Settings::default(), PathBuf::from(".")),
+    };
+    if let Some(v) = env_parse("QUIVER_MAX_MESSAGE_BYTES")? {
+        s.max_message_bytes = v;
+    }
+    if let Some(v) = env_parse("QUIVER_WINDOW_ROWS")? {
+        s.window_rows = v;
+    }
+    if let Some(v) = env_var("QUIVER_TOKEN_FILE") {
+        s.token_file = Some(v.into());
+    }
+    if let Some(v) = env_var("QUIVER_CASSANDRA_NODES") {
+        s.cassandra.nodes = v.split(',').map(|n| n.trim().to_string()).collect();
+    }
+    if let Some(v) = env_var("QUIVER_CASSANDRA_KEYSPACE") {
+        s.cassandra.keyspace = v;
+    }
+    if let Some(v) = env_var("QUIVER_CASSANDRA_USERNAME") {
+        s.cassandra.username = Some(v);
+    }
+    if let Some(v) = env_var("QUIVER_CASSANDRA_PASSWORD_FILE") {
+        s.cassandra.password_file = Some(v.into());
+    }
+    // clap already merged the flags with their QUIVER_* variables.
+    if let Some(v) = args.sink {
+        s.sink = v;
+    }
+    if let Some(v) = args.flight_listen {
+        s.flight_listen = v;
+    }
+    if let Some(v) = args.http_listen {
+        s.http_listen = v;
+    }
+    Ok((s, base))
+}
+
+fn pipeline_specs(s: &Settings, base: &Path) -> Result<Vec<PipelineSpec>> {
+    let mut specs = if s.pipelines.is_empty() {
+        vec![PipelineSpec::users()]
+    } else {
+        s.pipelines
+            .iter()
+            .map(|p| match &p.sql_file {
+                None => Ok(PipelineSpec::users_with_sql(
+                    &p.name,
+                    quiver_core::pipeline::USERS_SQL,
+                )),
+                Some(file) => {
+                    let path = base.join(file);
+                    let sql = std::fs::read_to_string(&path).with_context(|| {
+                        format!(
+                            "reading the SQL of pipeline `{}` from {}",
+                            p.name,
+                            path.display()
+                        )
+                    })?;
+                    Ok(PipelineSpec::users_with_sql(&p.name, &sql))
+                }
+            })
+            .collect::<Result<Vec<_>>>()?
+    };
+    for spec in &mut specs {
+        spec.sinks = match s.sink {
+            SinkKind::Cassandra => vec!["cassandra".into()],
+            SinkKind::None => vec![],
+        };
+    }
+    Ok(specs)
+}
+
+fn token(s: &Settings) -> Result<Option<String>> {
+    if let Some(t) = env_var("QUIVER_TOKEN") {
+        return Ok(Some(t));
+    }
+    s.token_file
+        .as_deref()
+        .map(|p| read_secret(p, "token"))
+        .transpose()
+}
+
+async fn bind(addr: SocketAddr, what: &str, var: &str) -> Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| {
+        format!(
+            "cannot listen for {what} on {addr} (port taken? stop the other process or set {var})"
+        )
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot watch SIGTERM; stop with Ctrl-C");
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(serve(args))
+}
+
+async fn serve(args: Args) -> Result<()> {
+    let (settings, base) = load(&args)?;
+    let specs = pipeline_specs(&settings, &base)?;
+    let engine = Arc::new(
+        Engine::new(specs, settings.window_rows)
+            .await
+            .context("the pipelines' SQL is invalid; fix it before starting")?,
+    );
+    let token = token(&settings)?;
+    let flight_listener = bind(settings.flight_listen, "Flight", "QUIVER_FLIGHT_LISTEN").await?;
+    let http_listener = bind(settings.http_listen, "HTTP metrics", "QUIVER_HTTP_LISTEN").await?;
+
+    let mut sinks: HashMap<String, Arc<dyn Sink>> = HashMap::new();
+    match settings.sink {
+        SinkKind::None => {
+            sinks.insert("none".into(), Arc::new(NoSink));
+        }
+        SinkKind::Cassandra => {
+            let c = &settings.cassandra;
+            let credentials = match (&c.username, &c.password_file) {
+                (Some(u), Some(p)) => Some((u.clone(), read_secret(p, "Cassandra password")?)),
+                (None, None) => None,
+                _ => bail!(
+                    "Cassandra credentials need both a username and a password file (QUIVER_CASSANDRA_USERNAME, QUIVER_CASSANDRA_PASSWORD_FILE)"
+                ),
+            };
+            let sink = CassandraSink::connect(CassandraConfig {
+                nodes: c.nodes.clone(),
+                keyspace: c.keyspace.clone(),
+                replication_factor: c.replication_factor,
+                concurrency: c.concurrency.max(1),
+                retries: c.retries,
+                backoff: Duration::from_millis(c.backoff_ms),
+                request_timeout: Duration::from_millis(c.request_timeout_ms),
+                credentials,
+            })
+            .await?;
+            sinks.insert("cassandra".into(), Arc::new(sink));
+        }
+    }
+
+    let metrics = Metrics::new().context("registering metrics")?;
+    let svc =
+        QuiverFlight::new(engine.clone(), sinks, metrics.clone()).map_err(anyhow::Error::msg)?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+
+    let router = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/metrics",
+            get(move || {
+                let m = metrics.clone();
+                async move { m.render() }
+            }),
+        );
+    let http = tokio::spawn(
+        axum::serve(http_listener, router)
+            .with_graceful_shutdown(stopped(stop_rx.clone()))
+            .into_future(),
+    );
+    let config = ServiceConfig {
+        max_message_bytes: settings.max_message_bytes,
+        token: token.clone(),
+    };
+    let flight = tokio::spawn(quiver_flight::serve(
+        flight_listener,
+        svc,
+        config,
+        stopped(stop_rx.clone()),
+    ));
+    tracing::info!(
+        flight = %settings.flight_listen,
+        http = %settings.http_listen,
+        sink = ?settings.sink,
+        auth = token.is_some(),
+        pipelines = %engine.pipelines().map(|p| p.name().to_string()).collect::<Vec<_>>().join(","),
+        "quiver serve ready"
+    );
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight batches");
+    let _ = stop_tx.send(true);
+    flight.await.context("Flight server task")??;
+    http.await
+        .context("HTTP server task")?
+        .context("HTTP server")?;
+    tracing::info!("stopped");
+    Ok(())
+}

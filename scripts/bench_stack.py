@@ -1,0 +1,95 @@
+"""Measures the local stack: start-up time from an installed state, idle memory of each
+component, and the disk used by the state folder. Run it through `scripts/bench stack`.
+
+It restarts the stack: anything running on it is interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import stack
+
+
+def _rss_kib(pid: int) -> int:
+    """Resident memory of a process and all its descendants (a JVM may sit under a shell)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+        except OSError:
+            continue
+        match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
+        total += int(match.group(1)) if match else 0
+        todo.extend(children.get(current, []))
+    return total
+
+
+def _du_mib(path: Path) -> float:
+    if not path.exists():
+        return 0.0
+    out = subprocess.run(["du", "-sk", "--dereference-args", str(path)], capture_output=True, text=True).stdout
+    return int(out.split()[0]) / 1024
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="scripts/bench stack", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--idle-seconds", type=float, default=30, help="wait before reading memory (default 30)")
+    parser.add_argument("--fresh", action="store_true", help="start on empty data folders (first start)")
+    args = parser.parse_args()
+
+    s = stack.Settings()
+    script = str(stack.ROOT / "scripts" / "stack")
+    subprocess.run([script, "down"], check=True)
+    if args.fresh:
+        subprocess.run(["rm", "-rf", str(s.state / "data")], check=True)
+    t0 = time.monotonic()
+    up = subprocess.run([script, "up"], capture_output=True, text=True)
+    up_seconds = time.monotonic() - t0
+    sys.stderr.write(up.stderr)
+    if up.returncode != 0:
+        return 1
+    per_component = dict(re.findall(r"^\s+(\S+)\s+up in\s+([\d.]+) s", up.stderr, re.MULTILINE))
+
+    time.sleep(args.idle_seconds)
+    sup = stack.Supervisor(s)
+    rows = []
+    for c in stack.COMPONENTS:
+        pid = sup.info(c.name).get("pid") or 0
+        rows.append((c.name, per_component.get(c.name, "-"), _rss_kib(pid) / 1024 / 1024 if pid else 0.0))
+
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    print(f"machine: {os.cpu_count()} cores ({cpu}), {mem_gib:.0f} GiB, {platform.platform()}")
+    print(f"stack up ({'first start, empty data' if args.fresh else 'restart, existing data'}): {up_seconds:.1f} s\n")
+    print("| component | start-up (s) | idle RSS (GiB) |")
+    print("|---|---:|---:|")
+    for name, seconds, rss in rows:
+        print(f"| {name} | {seconds} | {rss:.2f} |")
+    print(f"| **total** | {up_seconds:.1f} | {sum(r[2] for r in rows):.2f} |\n")
+    print("| state folder | MiB |")
+    print("|---|---:|")
+    for part in ["lib", "venv", "data", "logs"]:
+        print(f"| {part}/ | {_du_mib(s.state / part):.0f} |")
+    print(f"| **total** | {_du_mib(s.state):.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1110 @@
+"""The local stack: Kafka, Cassandra, a Spark standalone cluster and Postgres as local
+processes under supervisord, each with its own data and log folder in the state folder.
+
+Run it through scripts/stack (which picks the project's Python environment):
+
+    scripts/stack up [COMPONENT...]      start (in order) and wait until each answers
+    scripts/stack down                   stop everything the stack started
+    scripts/stack status                 every component, its port, whether it answers
+    scripts/stack logs [COMPONENT] [-f]  the tail of a component's log
+    scripts/stack topic NAME [--partitions N]   create a Kafka topic if it is missing
+    scripts/stack env                    the stack's addresses as shell variables
+    scripts/stack spark-submit ARGS...   spark-submit to the stack's master, Kafka connector included
+
+Every setting comes from QUIVER_* environment variables (see Settings); the defaults are
+the ports of docs/ARCHITECTURE.md, bound to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import logging
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+import xmlrpc.client
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"QUIVER_{name}", default)
+
+
+def _port(name: str, default: int) -> int:
+    raw = _env(name, str(default))
+    try:
+        port = int(raw)
+    except ValueError:
+        raise SystemExit(f"error: QUIVER_{name}={raw!r} is not a port number (1-65535)") from None
+    if not 0 < port < 65536:
+        raise SystemExit(f"error: QUIVER_{name}={port} is out of range (1-65535)")
+    return port
+
+
+def _read_versions() -> dict[str, str]:
+    versions = {}
+    for line in (ROOT / "scripts" / "versions.env").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            versions[key] = value
+    return versions
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the stack lives and what it listens on; each field has a QUIVER_* variable."""
+
+    state: Path = field(default_factory=lambda: Path(_env("STATE_DIR", str(ROOT / ".quiver"))).resolve())
+    host: str = field(default_factory=lambda: _env("BIND_HOST", "127.0.0.1"))
+    kafka_port: int = field(default_factory=lambda: _port("KAFKA_PORT", 9092))
+    kafka_controller_port: int = field(default_factory=lambda: _port("KAFKA_CONTROLLER_PORT", 9093))
+    kafka_heap: str = field(default_factory=lambda: _env("KAFKA_HEAP", "1g"))
+    cassandra_port: int = field(default_factory=lambda: _port("CASSANDRA_PORT", 9042))
+    cassandra_storage_port: int = field(default_factory=lambda: _port("CASSANDRA_STORAGE_PORT", 7000))
+    cassandra_jmx_port: int = field(default_factory=lambda: _port("CASSANDRA_JMX_PORT", 7199))
+    cassandra_heap: str = field(default_factory=lambda: _env("CASSANDRA_HEAP", "2g"))
+    spark_master_port: int = field(default_factory=lambda: _port("SPARK_MASTER_PORT", 7077))
+    spark_master_ui_port: int = field(default_factory=lambda: _port("SPARK_MASTER_UI_PORT", 9090))
+    spark_worker_ui_port: int = field(default_factory=lambda: _port("SPARK_WORKER_UI_PORT", 9091))
+    spark_worker_cores: str = field(default_factory=lambda: _env("SPARK_WORKER_CORES", "2"))
+    spark_worker_memory: str = field(default_factory=lambda: _env("SPARK_WORKER_MEMORY", "4g"))
+    postgres_port: int = field(default_factory=lambda: _port("POSTGRES_PORT", 5432))
+    postgres_user: str = field(default_factory=lambda: _env("POSTGRES_USER", "quiver"))
+    postgres_db: str = field(default_factory=lambda: _env("POSTGRES_DB", "quiver"))
+
+    @property
+    def versions(self) -> dict[str, str]:
+        return _read_versions()
+
+    @property
+    def venv(self) -> Path:
+        return self.state / "venv"
+
+    @property
+    def run(self) -> Path:
+        return self.state / "run"
+
+    def data(self, component: str) -> Path:
+        return self.state / "data" / component
+
+    def logs(self, component: str) -> Path:
+        return self.state / "logs" / component
+
+    def log_file(self, component: str) -> Path:
+        return self.logs(component) / f"{component}.log"
+
+    def lib(self, name: str) -> Path:
+        return self.state / "lib" / name
+
+    @property
+    def kafka_lib(self) -> Path:
+        return self.lib(f"kafka-{self.versions['KAFKA_VERSION']}")
+
+    @property
+    def cassandra_lib(self) -> Path:
+        return self.lib(f"cassandra-{self.versions['CASSANDRA_VERSION']}")
+
+    @property
+    def spark_kafka_lib(self) -> Path:
+        return self.lib(f"spark-kafka-{self.versions['SPARK_VERSION']}")
+
+    @property
+    def spark_home(self) -> Path:
+        found = sorted(self.venv.glob("lib/python3*/site-packages/pyspark"))
+        if not found:
+            raise StackError(f"pyspark is not installed in {self.venv}: run scripts/setup")
+        return found[-1]
+
+    @property
+    def spark_conf_dir(self) -> Path:
+        return self.run / "spark-conf"
+
+    @property
+    def postgres_bin(self) -> Path:
+        return Path(f"/usr/lib/postgresql/{self.versions['POSTGRES_MAJOR']}/bin")
+
+    @property
+    def postgres_password_file(self) -> Path:
+        return self.state / "secrets" / "postgres-password"
+
+    def postgres_password(self) -> str:
+        from_env = os.environ.get("QUIVER_POSTGRES_PASSWORD")
+        if from_env:
+            return from_env
+        return self.postgres_password_file.read_text().strip()
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"{self.host}:{self.kafka_port}"
+
+    @property
+    def spark_master_url(self) -> str:
+        return f"spark://{self.host}:{self.spark_master_port}"
+
+
+class StackError(Exception):
+    """A failure with a message that says what failed and what to do."""
+
+
+def _java() -> str:
+    java = shutil.which("java")
+    if not java:
+        raise StackError("java is not on PATH: install a JDK 17 (apt-get install openjdk-17-jdk-headless)")
+    return java
+
+
+def _write(path: Path, text: str, mode: int = 0o644) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(mode)
+    return path
+
+
+def _launcher(s: Settings, name: str, env: dict[str, str], argv: list[str]) -> Path:
+    """A small shell script that supervisord runs: the environment plus one exec, so the
+    supervised process is the server itself and the command is easy to read and re-run."""
+    lines = ["#!/bin/sh", f"# Generated by scripts/stack for the '{name}' component; rewritten on every 'up'."]
+    lines += [f"export {k}={_sh_quote(v)}" for k, v in env.items()]
+    lines.append("exec " + " ".join(_sh_quote(a) for a in argv))
+    return _write(s.run / f"{name}.sh", "\n".join(lines) + "\n", 0o755)
+
+
+def _sh_quote(value: str) -> str:
+    if value and all(c.isalnum() or c in "-_./:=,@%+" for c in value):
+        return value
+    return "'" + value.replace("'", "'\"'\"'") + "'"
+
+
+def _http_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=2) as response:
+        return json.load(response)
+
+
+# --- components ------------------------------------------------------------------------
+
+
+@dataclass
+class Component:
+    name: str
+    ports: Callable[[Settings], dict[str, int]]  # QUIVER_<name> setting -> port
+    prepare: Callable[[Settings], Path]  # writes config, returns the launcher script
+    healthy: Callable[[Settings], str]  # raises when not answering, else a short summary
+    start_timeout: float
+    run_as_postgres: bool = False
+    after_start: Callable[[Settings], None] | None = None
+
+
+def kafka_prepare(s: Settings) -> Path:
+    lib = s.kafka_lib
+    if not lib.is_dir():
+        raise StackError(f"Kafka jars are missing ({lib}): run scripts/setup")
+    data, conf = s.data("kafka"), s.run / "kafka"
+    props = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.voters": f"1@{s.host}:{s.kafka_controller_port}",
+        "listeners": f"PLAINTEXT://{s.host}:{s.kafka_port},CONTROLLER://{s.host}:{s.kafka_controller_port}",
+        "advertised.listeners": f"PLAINTEXT://{s.host}:{s.kafka_port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "log.dirs": str(data),
+        "num.partitions": "1",
+        # One node: every internal topic has one replica.
+        "offsets.topic.replication.factor": "1",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "group.initial.rebalance.delay.ms": "0",
+        # Topics are created on purpose (scripts/stack topic, quiver produce), so a typo
+        # in a topic name is an error rather than a new empty topic.
+        "auto.create.topics.enable": "false",
+        "log.retention.hours": "24",
+    }
+    server_properties = _write(conf / "server.properties", "".join(f"{k}={v}\n" for k, v in props.items()))
+    log4j = _write(
+        conf / "log4j2.properties",
+        "\n".join(
+            [
+                "appender.console.type = Console",
+                "appender.console.name = STDOUT",
+                "appender.console.layout.type = PatternLayout",
+                "appender.console.layout.pattern = [%d] %p %m (%c)%n",
+                "rootLogger.level = INFO",
+                "rootLogger.appenderRef.stdout.ref = STDOUT",
+                # The per-request and state-change loggers repeat every request at INFO.
+                "logger.request.name = kafka.request.logger",
+                "logger.request.level = WARN",
+                "logger.state.name = state.change.logger",
+                "logger.state.level = WARN",
+                "",
+            ]
+        ),
+    )
+    classpath = f"{lib}/*"
+    if not (data / "meta.properties").exists():
+        data.mkdir(parents=True, exist_ok=True)
+        # KRaft cluster ids are 16 random bytes in URL-safe base64 without padding.
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        formatted = subprocess.run(
+            [
+                _java(),
+                f"-Dlog4j2.configurationFile={log4j}",
+                "-cp",
+                classpath,
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(server_properties),
+            ],
+            capture_output=True,
+            text=True,
+        )
+        if formatted.returncode != 0:
+            raise StackError(f"formatting Kafka's storage in {data} failed:\n{formatted.stdout}{formatted.stderr}")
+    return _launcher(
+        s,
+        "kafka",
+        {"LOG_DIR": str(s.logs("kafka"))},
+        [
+            _java(),
+            "-server",
+            f"-Xms{s.kafka_heap}",
+            f"-Xmx{s.kafka_heap}",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-Djava.awt.headless=true",
+            f"-Dkafka.logs.dir={s.logs('kafka')}",
+            f"-Dlog4j2.configurationFile={log4j}",
+            "-cp",
+            classpath,
+            "kafka.Kafka",
+            str(server_properties),
+        ],
+    )
+
+
+def kafka_healthy(s: Settings) -> str:
+    from confluent_kafka.admin import AdminClient
+
+    # librdkafka retries in the background and logs every refused connection: ask only
+    # once the port accepts, and keep its log quiet.
+    socket.create_connection((s.host, s.kafka_port), timeout=2).close()
+    admin = AdminClient({"bootstrap.servers": s.kafka_bootstrap, "socket.timeout.ms": 2000, "log_level": 0})
+    metadata = admin.list_topics(timeout=3)
+    if not metadata.brokers:
+        raise StackError("no broker in the cluster metadata")
+    return f"{len(metadata.brokers)} broker, {len([t for t in metadata.topics if not t.startswith('__')])} topics"
+
+
+# The JVM flags Cassandra 5.0 needs on Java 17: its module exports/opens (from the
+# project's conf/jvm17-server.options) and G1 settings sized for a small heap.
+CASSANDRA_JAVA17_FLAGS = [
+    "-XX:+UseG1GC",
+    "-XX:+ParallelRefProcEnabled",
+    "-XX:MaxTenuringThreshold=1",
+    "-XX:MaxGCPauseMillis=300",
+    "-XX:InitiatingHeapOccupancyPercent=70",
+    "-Djdk.attach.allowAttachSelf=true",
+    "--add-exports",
+    "java.base/jdk.internal.misc=ALL-UNNAMED",
+    "--add-exports",
+    "java.management.rmi/com.sun.jmx.remote.internal.rmi=ALL-UNNAMED",
+    "--add-exports",
+    "java.rmi/sun.rmi.registry=ALL-UNNAMED",
+    "--add-exports",
+    "java.rmi/sun.rmi.server=ALL-UNNAMED",
+    "--add-exports",
+    "java.sql/java.sql=ALL-UNNAMED",
+    "--add-exports",
+    "java.base/java.lang.ref=ALL-UNNAMED",
+    "--add-exports",
+    "jdk.unsupported/sun.misc=ALL-UNNAMED",
+    "--add-exports",
+    "jdk.compiler/com.sun.tools.javac.file=ALL-UNNAMED",
+    "--add-exports",
+    "jdk.attach/sun.tools.attach=ALL-UNNAMED",
+    "--add-opens",
+    "java.base/java.lang.module=ALL-UNNAMED",
+    "--add-opens",
+    "java.base/jdk.internal.loader=ALL-UNNAMED",
+    "--add-opens",
+    "java.base/jdk.internal.ref=ALL-UNNAMED",
+    "--add-opens",
+    "java.base/jdk.internal.reflect=ALL-UNNAMED",
+    "--add-opens",
+    "java.base/jdk.internal.math=ALL-UNNAMED",
+    "--add-opens",
+    "java.base/jdk.internal.module=ALL-UNNAMED",
+    "--add-opens",
+    "java.base/jdk.internal.util.jar=ALL-UNNAMED",
+    "--add-opens",
+    "jdk.management/com.sun.management.internal=ALL-UNNAMED",
+    "--add-opens",
+    "java.base/sun.nio.ch=ALL-UNNAMED",
+    "--add-opens",
+    "java.base/java.io=ALL-UNNAMED",
+    "--add-opens",
+    "java.base/java.lang.reflect=ALL-UNNAMED",
+    "--add-opens",
+    "jdk.compiler/com.sun.tools.javac=ALL-UNNAMED",
+    "--add-opens",
+    "java.base/java.lang=ALL-UNNAMED",
+    "--add-opens",
+    "java.base/java.util=ALL-UNNAMED",
+    "-Dio.netty.tryReflectionSetAccessible=true",
+    "-Dio.netty.allocator.useCacheForAllThreads=true",
+    "-Dio.netty.allocator.maxOrder=11",
+]
+
+
+def cassandra_prepare(s: Settings) -> Path:
+    lib = s.cassandra_lib
+    if not lib.is_dir():
+        raise StackError(f"Cassandra jars are missing ({lib}): run scripts/setup")
+    data, conf = s.data("cassandra"), s.run / "cassandra"
+    yaml_lines = [
+        "cluster_name: quiver",
+        "num_tokens: 16",
+        "allocate_tokens_for_local_replication_factor: 1",
+        "partitioner: org.apache.cassandra.dht.Murmur3Partitioner",
+        "endpoint_snitch: SimpleSnitch",
+        "commitlog_sync: periodic",
+        "commitlog_sync_period: 10000ms",
+        "seed_provider:",
+        "  - class_name: org.apache.cassandra.locator.SimpleSeedProvider",
+        "    parameters:",
+        f'      - seeds: "{s.host}:{s.cassandra_storage_port}"',
+        f"listen_address: {s.host}",
+        f"rpc_address: {s.host}",
+        f"storage_port: {s.cassandra_storage_port}",
+        "start_native_transport: true",
+        f"native_transport_port: {s.cassandra_port}",
+        # Loopback only and no built-in superuser: PasswordAuthenticator would create the
+        # well-known cassandra/cassandra login. Enable it with real roles before binding
+        # Cassandra to a reachable address.
+        "authenticator: AllowAllAuthenticator",
+        "authorizer: AllowAllAuthorizer",
+        "data_file_directories:",
+        f"  - {data / 'data'}",
+        f"commitlog_directory: {data / 'commitlog'}",
+        f"saved_caches_directory: {data / 'saved_caches'}",
+        f"hints_directory: {data / 'hints'}",
+        f"cdc_raw_directory: {data / 'cdc_raw'}",
+        # Two cores: keep background work from starving the pipeline.
+        "concurrent_compactors: 1",
+        "compaction_throughput: 64MiB/s",
+        "disk_optimization_strategy: ssd",
+        "",
+    ]
+    yaml = _write(conf / "cassandra.yaml", "\n".join(yaml_lines))
+    logback = _write(
+        conf / "logback.xml",
+        "<configuration>\n"
+        '  <appender name="STDOUT" class="ch.qos.logback.core.ConsoleAppender">\n'
+        "    <encoder><pattern>%-5level [%thread] %date{ISO8601} %F:%L - %msg%n</pattern></encoder>\n"
+        "  </appender>\n"
+        '  <root level="INFO"><appender-ref ref="STDOUT"/></root>\n'
+        "</configuration>\n",
+    )
+    jamm = sorted(lib.glob("jamm-*.jar"))
+    if not jamm:
+        raise StackError(f"jamm is missing from {lib} (Cassandra measures memory with it): run scripts/setup")
+    return _launcher(
+        s,
+        "cassandra",
+        {"CASSANDRA_CONF": str(conf)},
+        [
+            _java(),
+            "-server",
+            f"-Xms{s.cassandra_heap}",
+            f"-Xmx{s.cassandra_heap}",
+            "-Xss256k",
+            *CASSANDRA_JAVA17_FLAGS,
+            f"-javaagent:{jamm[-1]}",
+            f"-Dcassandra.config=file://{yaml}",
+            "-Dcassandra-foreground=yes",
+            f"-Dcassandra.storagedir={data}",
+            f"-Dcassandra.logdir={s.logs('cassandra')}",
+            f"-Dlogback.configurationFile={logback}",
+            f"-Dcassandra.jmx.local.port={s.cassandra_jmx_port}",
+            # One node: there is no gossip to wait for.
+            "-Dcassandra.skip_wait_for_gossip_to_settle=0",
+            "-Djava.net.preferIPv4Stack=true",
+            "-cp",
+            f"{conf}:{lib}/*",
+            "org.apache.cassandra.service.CassandraDaemon",
+        ],
+    )
+
+
+def cassandra_healthy(s: Settings) -> str:
+    from cassandra.cluster import Cluster
+
+    logging.getLogger("cassandra").setLevel(logging.CRITICAL)
+    cluster = Cluster([s.host], port=s.cassandra_port, connect_timeout=2, control_connection_timeout=2)
+    try:
+        session = cluster.connect()
+        row = session.execute("SELECT release_version FROM system.local", timeout=3).one()
+        return f"Cassandra {row.release_version}"
+    finally:
+        cluster.shutdown()
+
+
+def spark_env(s: Settings) -> dict[str, str]:
+    """What a Spark process of the stack runs with: the daemons and spark-submit alike."""
+    return {
+        "SPARK_HOME": str(s.spark_home),
+        "SPARK_CONF_DIR": str(s.spark_conf_dir),
+        # Also the bind address of the web UIs, which otherwise listen on every interface.
+        "SPARK_LOCAL_IP": s.host,
+        "SPARK_DAEMON_MEMORY": "512m",
+        "PYSPARK_PYTHON": str(s.venv / "bin" / "python"),
+        "PYSPARK_DRIVER_PYTHON": str(s.venv / "bin" / "python"),
+    }
+
+
+def spark_write_conf(s: Settings) -> None:
+    jars = sorted(str(p) for p in s.spark_kafka_lib.glob("*.jar"))
+    if not jars:
+        raise StackError(f"Spark's Kafka connector jars are missing ({s.spark_kafka_lib}): run scripts/setup")
+    defaults = {
+        "spark.master": s.spark_master_url,
+        "spark.jars": ",".join(jars),
+        "spark.pyspark.python": str(s.venv / "bin" / "python"),
+        "spark.driver.host": s.host,
+        "spark.driver.bindAddress": s.host,
+        "spark.ui.showConsoleProgress": "false",
+        # Small jobs on two cores: Spark's default of 200 shuffle partitions is all overhead.
+        "spark.sql.shuffle.partitions": "4",
+    }
+    _write(s.spark_conf_dir / "spark-defaults.conf", "".join(f"{k} {v}\n" for k, v in defaults.items()))
+    _write(
+        s.spark_conf_dir / "log4j2.properties",
+        "\n".join(
+            [
+                "rootLogger.level = warn",
+                "rootLogger.appenderRef.stdout.ref = console",
+                "appender.console.type = Console",
+                "appender.console.name = console",
+                "appender.console.target = SYSTEM_ERR",
+                "appender.console.layout.type = PatternLayout",
+                "appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n",
+                "logger.deploy.name = org.apache.spark.deploy",
+                "logger.deploy.level = info",
+                "",
+            ]
+        ),
+    )
+
+
+def spark_master_prepare(s: Settings) -> Path:
+    spark_write_conf(s)
+    return _launcher(
+        s,
+        "spark-master",
+        spark_env(s),
+        [
+            str(s.spark_home / "bin" / "spark-class"),
+            "org.apache.spark.deploy.master.Master",
+            "--host",
+            s.host,
+            "--port",
+            str(s.spark_master_port),
+            "--webui-port",
+            str(s.spark_master_ui_port),
+        ],
+    )
+
+
+def spark_master_healthy(s: Settings) -> str:
+    state = _http_json(f"http://{s.host}:{s.spark_master_ui_port}/json/")
+    if state.get("status") != "ALIVE":
+        raise StackError(f"master status is {state.get('status')}")
+    return f"{state.get('aliveworkers', 0)} alive workers"
+
+
+def spark_worker_prepare(s: Settings) -> Path:
+    spark_write_conf(s)
+    work_dir = s.data("spark-worker")
+    work_dir.mkdir(parents=True, exist_ok=True)
+    return _launcher(
+        s,
+        "spark-worker",
+        {**spark_env(s), "SPARK_WORKER_DIR": str(work_dir)},
+        [
+            str(s.spark_home / "bin" / "spark-class"),
+            "org.apache.spark.deploy.worker.Worker",
+            "--host",
+            s.host,
+            "--webui-port",
+            str(s.spark_worker_ui_port),
+            "--cores",
+            s.spark_worker_cores,
+            "--memory",
+            s.spark_worker_memory,
+            "--work-dir",
+            str(work_dir),
+            s.spark_master_url,
+        ],
+    )
+
+
+def spark_worker_healthy(s: Settings) -> str:
+    worker = _http_json(f"http://{s.host}:{s.spark_worker_ui_port}/json/")
+    master = _http_json(f"http://{s.host}:{s.spark_master_ui_port}/json/")
+    alive = [w for w in master.get("workers", []) if w.get("state") == "ALIVE" and w.get("id") == worker.get("id")]
+    if not alive:
+        raise StackError("the worker is not registered with the master yet")
+    return f"{worker.get('cores')} cores, {worker.get('memory')} MB for executors"
+
+
+def _as_postgres_user() -> list[str]:
+    """Postgres refuses to run as root; under root, run its tools as the postgres user."""
+    return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+
+def postgres_prepare(s: Settings) -> Path:
+    pg = s.postgres_bin
+    if not (pg / "postgres").exists():
+        raise StackError(f"PostgreSQL {s.versions['POSTGRES_MAJOR']} is not installed ({pg}): run scripts/setup")
+    data, sockets = s.data("postgres"), s.run / "postgres"
+    owner = _as_postgres_user()
+    for d in (data, sockets):
+        d.mkdir(parents=True, exist_ok=True)
+        if owner:
+            shutil.chown(d, "postgres", "postgres")
+    data.chmod(0o700)
+    if owner and subprocess.run([*owner, "test", "-w", str(data)]).returncode != 0:
+        raise StackError(
+            f"the postgres user cannot reach {data} (a parent folder is private, e.g. /root): "
+            "set QUIVER_STATE_DIR to a folder outside /root, e.g. QUIVER_STATE_DIR=/var/lib/quiver"
+        )
+    if not (data / "PG_VERSION").exists():
+        password_file = s.postgres_password_file
+        if not os.environ.get("QUIVER_POSTGRES_PASSWORD") and not password_file.exists():
+            _write(password_file, secrets.token_urlsafe(24) + "\n", 0o600)
+        # initdb reads the password from a file the postgres user can open; remove it after.
+        pwfile = sockets / "initdb-password"
+        _write(pwfile, s.postgres_password() + "\n", 0o600)
+        if owner:
+            shutil.chown(pwfile, "postgres", "postgres")
+        try:
+            init = subprocess.run(
+                [
+                    *owner,
+                    str(pg / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    s.postgres_user,
+                    f"--pwfile={pwfile}",
+                    "--auth-host=scram-sha-256",
+                    "--auth-local=scram-sha-256",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                ],
+                capture_output=True,
+                text=True,
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
+        if init.returncode != 0:
+            raise StackError(f"initdb in {data} failed:\n{init.stdout}{init.stderr}")
+    return _launcher(
+        s,
+        "postgres",
+        {},
+        [
+            str(pg / "postgres"),
+            "-D",
+            str(data),
+            "-c",
+            f"listen_addresses={s.host}",
+            "-c",
+            f"port={s.postgres_port}",
+            "-c",
+            f"unix_socket_directories={sockets}",
+            "-c",
+            "shared_buffers=128MB",
+            "-c",
+            "max_connections=100",
+            "-c",
+            "logging_collector=off",
+        ],
+    )
+
+
+def _postgres_connect(s: Settings, dbname: str):
+    import psycopg
+
+    return psycopg.connect(
+        host=s.host,
+        port=s.postgres_port,
+        user=s.postgres_user,
+        password=s.postgres_password(),
+        dbname=dbname,
+        connect_timeout=2,
+        autocommit=True,
+    )
+
+
+def postgres_healthy(s: Settings) -> str:
+    with _postgres_connect(s, "postgres") as conn:
+        version = conn.execute("SHOW server_version").fetchone()[0]
+    return f"PostgreSQL {version}"
+
+
+def postgres_after_start(s: Settings) -> None:
+    with _postgres_connect(s, "postgres") as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (s.postgres_db,)).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{s.postgres_db}"')
+
+
+COMPONENTS = [
+    # Postgres first: it is quick and not a JVM. The JVMs start one after another.
+    Component(
+        "postgres",
+        lambda s: {"POSTGRES_PORT": s.postgres_port},
+        postgres_prepare,
+        postgres_healthy,
+        60,
+        run_as_postgres=True,
+        after_start=postgres_after_start,
+    ),
+    Component(
+        "kafka",
+        lambda s: {"KAFKA_PORT": s.kafka_port, "KAFKA_CONTROLLER_PORT": s.kafka_controller_port},
+        kafka_prepare,
+        kafka_healthy,
+        90,
+    ),
+    Component(
+        "cassandra",
+        lambda s: {
+            "CASSANDRA_PORT": s.cassandra_port,
+            "CASSANDRA_STORAGE_PORT": s.cassandra_storage_port,
+            "CASSANDRA_JMX_PORT": s.cassandra_jmx_port,
+        },
+        cassandra_prepare,
+        cassandra_healthy,
+        180,
+    ),
+    Component(
+        "spark-master",
+        lambda s: {"SPARK_MASTER_PORT": s.spark_master_port, "SPARK_MASTER_UI_PORT": s.spark_master_ui_port},
+        spark_master_prepare,
+        spark_master_healthy,
+        90,
+    ),
+    Component(
+        "spark-worker",
+        lambda s: {"SPARK_WORKER_UI_PORT": s.spark_worker_ui_port},
+        spark_worker_prepare,
+        spark_worker_healthy,
+        90,
+    ),
+]
+BY_NAME = {c.name: c for c in COMPONENTS}
+# Short names that start several components.
+GROUPS = {"spark": ["spark-master", "spark-worker"]}
+REQUIRES = {"spark-worker": ["spark-master"]}
+
+
+# --- supervisord -----------------------------------------------------------------------
+
+
+class Supervisor:
+    """supervisord runs the components; this talks to it over its XML-RPC unix socket."""
+
+    def __init__(self, s: Settings):
+        self.s = s
+        self.conf = s.run / "supervisord.conf"
+        self.pidfile = s.run / "supervisord.pid"
+        self.socket = s.run / "supervisord.sock"
+        if len(str(self.socket)) > 100:  # unix socket paths are limited to ~108 bytes
+            digest = hashlib.sha256(str(s.state).encode()).hexdigest()[:12]
+            self.socket = Path("/tmp") / f"quiver-supervisor-{digest}.sock"
+
+    def write_conf(self) -> None:
+        s = self.s
+        sections = [
+            "[unix_http_server]",
+            f"file={self.socket}",
+            "chmod=0700",
+            "",
+            "[supervisord]",
+            f"logfile={s.state / 'logs' / 'supervisord.log'}",
+            f"pidfile={self.pidfile}",
+            f"directory={s.state}",
+            "nodaemon=false",
+            "",
+            "[rpcinterface:supervisor]",
+            "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
+            "",
+            "[supervisorctl]",
+            f"serverurl=unix://{self.socket}",
+            "",
+        ]
+        for c in COMPONENTS:
+            s.logs(c.name).mkdir(parents=True, exist_ok=True)
+            sections += [
+                f"[program:{c.name}]",
+                f"command={s.run / (c.name + '.sh')}",
+                f"directory={s.state}",
+                "autostart=false",
+                # A crash shows as EXITED in 'status' instead of a silent restart loop.
+                "autorestart=false",
+                "startsecs=0",
+                "stopsignal=TERM",
+                # Graceful first; supervisord sends SIGKILL to the group after this.
+                "stopwaitsecs=30",
+                "stopasgroup=true",
+                "killasgroup=true",
+                "redirect_stderr=true",
+                f"stdout_logfile={s.log_file(c.name)}",
+                "stdout_logfile_maxbytes=50MB",
+                "stdout_logfile_backups=3",
+            ]
+            if c.run_as_postgres and os.geteuid() == 0:
+                sections.append("user=postgres")
+            sections.append("")
+        _write(self.conf, "\n".join(sections))
+
+    def proxy(self):
+        from supervisor.xmlrpc import SupervisorTransport
+
+        transport = SupervisorTransport(None, None, f"unix://{self.socket}")
+        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport).supervisor
+
+    def running(self) -> bool:
+        try:
+            return self.proxy().getState()["statename"] == "RUNNING"
+        except (OSError, xmlrpc.client.Fault):
+            return False
+
+    def ensure_started(self) -> None:
+        self.write_conf()
+        if self.running():
+            # Picks up programs added since supervisord started; starts nothing.
+            self.proxy().reloadConfig()
+            for name in [c.name for c in COMPONENTS]:
+                try:
+                    self.proxy().addProcessGroup(name)
+                except xmlrpc.client.Fault:
+                    pass
+            return
+        supervisord = self.s.venv / "bin" / "supervisord"
+        subprocess.run([str(supervisord), "-c", str(self.conf)], check=True)
+        deadline = time.monotonic() + 15
+        while not self.running():
+            if time.monotonic() > deadline:
+                raise StackError(f"supervisord did not start: see {self.s.state / 'logs' / 'supervisord.log'}")
+            time.sleep(0.1)
+
+    def info(self, name: str) -> dict:
+        try:
+            return self.proxy().getProcessInfo(name)
+        except (OSError, xmlrpc.client.Fault):
+            return {"statename": "STOPPED", "pid": 0}
+
+    def start(self, name: str) -> None:
+        self.proxy().startProcess(name, True)
+
+    def stop(self, name: str) -> None:
+        try:
+            self.proxy().stopProcess(name, True)
+        except xmlrpc.client.Fault as fault:
+            if "NOT_RUNNING" not in fault.faultString:
+                raise
+
+    def shutdown(self) -> None:
+        if self.running():
+            pid = int(self.pidfile.read_text()) if self.pidfile.exists() else 0
+            self.proxy().shutdown()
+            deadline = time.monotonic() + 10
+            while pid and _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def _port_taken(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def _who_listens(port: int) -> str:
+    try:
+        out = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True).stdout.strip()
+    except FileNotFoundError:
+        return ""
+    return f" ({out.split('users:')[-1]})" if "users:" in out else ""
+
+
+def _tail(path: Path, lines: int) -> str:
+    if not path.exists():
+        return f"(no log yet at {path})"
+    with path.open("rb") as f:
+        f.seek(0, os.SEEK_END)
+        f.seek(max(0, f.tell() - 64 * 1024))
+        return b"\n".join(f.read().splitlines()[-lines:]).decode(errors="replace")
+
+
+def _expand(names: list[str]) -> list[str]:
+    wanted: list[str] = []
+    for name in names or [c.name for c in COMPONENTS]:
+        members = GROUPS.get(name, [name])
+        for member in members:
+            if member not in BY_NAME:
+                known = ", ".join([*BY_NAME, *GROUPS])
+                raise StackError(f"unknown component '{name}': choose from {known}")
+            for needed in [*REQUIRES.get(member, []), member]:
+                if needed not in wanted:
+                    wanted.append(needed)
+    return [c.name for c in COMPONENTS if c.name in wanted]
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# --- commands --------------------------------------------------------------------------
+
+
+def cmd_up(s: Settings, names: list[str]) -> int:
+    wanted = _expand(names)
+    sup = Supervisor(s)
+    began = time.monotonic()
+    # Before anything starts, so a taken port leaves nothing half-started.
+    _check_ports(s, sup, wanted)
+    sup.ensure_started()
+    started: list[str] = []
+    try:
+        for name in wanted:
+            c = BY_NAME[name]
+            t0 = time.monotonic()
+            if sup.info(name)["statename"] == "RUNNING":
+                try:
+                    _say(f"  {name:<13} already up: {c.healthy(s)}")
+                    continue
+                except Exception:  # noqa: BLE001 - running but not answering: restart it below
+                    sup.stop(name)
+            c.prepare(s)
+            sup.start(name)
+            started.append(name)
+            summary = _wait_healthy(s, sup, c)
+            if c.after_start:
+                c.after_start(s)
+            _say(f"  {name:<13} up in {time.monotonic() - t0:5.1f} s: {summary}")
+    except (StackError, subprocess.CalledProcessError, OSError) as error:
+        _say(f"error: {error}")
+        for name in reversed(started):
+            sup.stop(name)
+        if not any(sup.info(c.name)["statename"] == "RUNNING" for c in COMPONENTS):
+            sup.shutdown()
+        _say("stopped what this 'up' had started")
+        return 1
+    _say(
+        f"stack up in {time.monotonic() - began:.1f} s; 'scripts/stack status' shows it, 'scripts/stack down' stops it"
+    )
+    return 0
+
+
+def _check_ports(s: Settings, sup: Supervisor, wanted: list[str]) -> None:
+    supervised = sup.running()
+    for name in wanted:
+        if supervised and sup.info(name)["statename"] == "RUNNING":
+            continue
+        for setting, port in BY_NAME[name].ports(s).items():
+            if _port_taken(s.host, port):
+                raise StackError(
+                    f"{name} cannot start: port {port} on {s.host} is already taken{_who_listens(port)}; "
+                    f"stop what holds it, or set QUIVER_{setting} to a free port"
+                )
+
+
+def _wait_healthy(s: Settings, sup: Supervisor, c: Component) -> str:
+    deadline = time.monotonic() + c.start_timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        state = sup.info(c.name)["statename"]
+        if state not in ("RUNNING", "STARTING"):
+            raise StackError(
+                f"{c.name} exited while starting ({state}); last lines of {s.log_file(c.name)}:\n"
+                + _tail(s.log_file(c.name), 30)
+            )
+        try:
+            return c.healthy(s)
+        except Exception as error:  # noqa: BLE001 - any failure means "not answering yet"
+            last_error = error
+            time.sleep(0.5)
+    raise StackError(
+        f"{c.name} did not answer within {c.start_timeout:.0f} s (last check: {last_error}); "
+        f"last lines of {s.log_file(c.name)}:\n" + _tail(s.log_file(c.name), 30)
+    )
+
+
+def cmd_down(s: Settings) -> int:
+    sup = Supervisor(s)
+    if not sup.running():
+        _say("the stack is not running")
+        return 0
+    for c in reversed(COMPONENTS):
+        if sup.info(c.name)["statename"] in ("RUNNING", "STARTING"):
+            t0 = time.monotonic()
+            sup.stop(c.name)
+            _say(f"  {c.name:<13} stopped in {time.monotonic() - t0:4.1f} s")
+    sup.shutdown()
+    _say("stack down")
+    return 0
+
+
+def cmd_status(s: Settings) -> int:
+    sup = Supervisor(s)
+    up = sup.running()
+    rows = []
+    all_ok = True
+    for c in COMPONENTS:
+        info = sup.info(c.name) if up else {"statename": "STOPPED", "pid": 0}
+        ports = ",".join(f"{p}" for p in c.ports(s).values())
+        answer = "-"
+        if info["statename"] == "RUNNING":
+            try:
+                answer = "yes: " + c.healthy(s)
+            except Exception as error:  # noqa: BLE001 - shown to the user as is
+                answer = f"NO: {str(error).splitlines()[0][:60]}"
+                all_ok = False
+        rows.append((c.name, info["statename"], str(info.get("pid") or "-"), ports, answer))
+    header = ("component", "state", "pid", "ports", "answers")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
+    for r in [header, *rows]:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)).rstrip())
+    print(f"\nstate folder: {s.state}   logs: {s.state / 'logs'}")
+    return 0 if all_ok else 1
+
+
+def cmd_logs(s: Settings, name: str | None, follow: bool, lines: int) -> int:
+    names = _expand([name]) if name else [c.name for c in COMPONENTS]
+    if follow:
+        files = [str(s.log_file(n)) for n in names]
+        return subprocess.call(["tail", "-n", str(lines), "-F", *files])
+    for n in names:
+        print(f"==> {s.log_file(n)} <==")
+        print(_tail(s.log_file(n), lines))
+    return 0
+
+
+def cmd_topic(s: Settings, name: str, partitions: int) -> int:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": s.kafka_bootstrap})
+    if name in admin.list_topics(timeout=5).topics:
+        _say(f"topic {name} exists")
+        return 0
+    future = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])[name]
+    future.result(timeout=30)
+    _say(f"topic {name} created with {partitions} partitions")
+    return 0
+
+
+def cmd_env(s: Settings) -> int:
+    env = {
+        "QUIVER_STATE_DIR": str(s.state),
+        "QUIVER_KAFKA_BOOTSTRAP": s.kafka_bootstrap,
+        "QUIVER_CASSANDRA_NODES": f"{s.host}:{s.cassandra_port}",
+        "QUIVER_SPARK_MASTER": s.spark_master_url,
+        "QUIVER_SPARK_KAFKA_JARS": ",".join(sorted(str(p) for p in s.spark_kafka_lib.glob("*.jar"))),
+        "QUIVER_POSTGRES_URL": f"postgresql://{s.postgres_user}@{s.host}:{s.postgres_port}/{s.postgres_db}",
+        "QUIVER_POSTGRES_PASSWORD_FILE": str(s.postgres_password_file),
+        **spark_env(s),
+    }
+    for k, v in env.items():
+        print(f"export {k}={_sh_quote(v)}")
+    return 0
+
+
+def cmd_spark_submit(s: Settings, args: list[str]) -> int:
+    """spark-submit against the stack's master, with the Kafka connector and the project's
+    Python; everything after 'spark-submit' is passed on unchanged."""
+    spark_write_conf(s)
+    env = {**os.environ, **spark_env(s)}
+    spark_submit = s.spark_home / "bin" / "spark-submit"
+    os.execve(spark_submit, [str(spark_submit), *args], env)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="scripts/stack",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start components (all by default) and wait until each answers")
+    up.add_argument("components", nargs="*", help=f"any of: {', '.join([*BY_NAME, *GROUPS])}")
+    sub.add_parser("down", help="stop everything the stack started")
+    sub.add_parser("status", help="each component, its ports and whether it answers")
+    logs = sub.add_parser("logs", help="the last lines of a component's log (all by default)")
+    logs.add_argument("component", nargs="?")
+    logs.add_argument("-f", "--follow", action="store_true")
+    logs.add_argument("-n", "--lines", type=int, default=40)
+    topic = sub.add_parser("topic", help="create a Kafka topic if it is missing")
+    topic.add_argument("name")
+    topic.add_argument("--partitions", type=int, default=4)
+    sub.add_parser("env", help="print the stack's addresses as shell exports")
+    sub.add_parser("spark-submit", help="spark-submit to the stack's master with the Kafka connector jars")
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["spark-submit"]:
+        # Everything after it belongs to spark-submit, options included.
+        return cmd_spark_submit(Settings(), argv[1:])
+    args = parser.parse_args(argv)
+    s = Settings()
+    try:
+        if args.command == "up":
+            return cmd_up(s, args.components)
+        if args.command == "down":
+            return cmd_down(s)
+        if args.command == "status":
+            return cmd_status(s)
+        if args.command == "logs":
+            return cmd_logs(s, args.component, args.follow, args.lines)
+        if args.command == "topic":
+            return cmd_topic(s, args.name, args.partitions)
+        return cmd_env(s)
+    except StackError as error:
+        _say(f"error: {error}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

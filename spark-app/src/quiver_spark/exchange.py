@@ -1,0 +1,128 @@
+"""What runs on the executors: one task's Kafka rows, as Arrow, to the transformation
+service and its acknowledgements back.
+
+Every task opens one DoExchange stream, sends all of its batches, and reads one
+acknowledgement per batch. Anything short of a complete set of acknowledgements raises,
+which fails the task so that Spark retries it; the sink upserts by primary key, so a
+retried task writes the same rows again and nothing twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import pyarrow as pa
+from pyarrow import flight
+
+from quiver_spark import quiver_pb2
+
+# The columns of Spark's Kafka source that the service reads, in its input order.
+KAFKA_COLUMNS = ["key", "value", "topic", "partition", "offset", "timestamp"]
+
+ACK_SCHEMA = pa.schema(
+    [
+        ("pipeline", pa.string()),
+        ("batch_id", pa.int64()),
+        ("partition", pa.int32()),
+        ("attempt", pa.int32()),
+        ("sequence", pa.int64()),
+        ("rows_in", pa.int64()),
+        ("rows_out", pa.int64()),
+        ("rows_written", pa.int64()),
+        ("rows_rejected", pa.int64()),
+        ("decode_micros", pa.int64()),
+        ("sql_micros", pa.int64()),
+        ("sink_micros", pa.int64()),
+    ]
+)
+
+
+class ExchangeError(RuntimeError):
+    """The service did not take a task's batches; the task fails and Spark retries it."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and how a task sends its batches: small and picklable, shipped to executors."""
+
+    endpoint: str
+    pipeline: str
+    token: str | None
+    timeout_s: float
+    max_message_bytes: int
+
+
+def exchange(
+    target: Target, batch_id: int, partition: int, attempt: int, batches: Iterable[pa.RecordBatch]
+) -> pa.RecordBatch:
+    """Sends `batches` to the service; returns their acknowledgements as one batch."""
+    command = quiver_pb2.ExchangeCommand(
+        pipeline=target.pipeline, batch_id=batch_id, partition=partition, attempt=attempt
+    )
+    where = (
+        f"{target.endpoint} (pipeline {target.pipeline}, batch {batch_id}, partition {partition}, attempt {attempt})"
+    )
+    headers = [(b"authorization", f"Bearer {target.token}".encode())] if target.token else []
+    options = flight.FlightCallOptions(timeout=target.timeout_s, headers=headers)
+    client = flight.FlightClient(
+        target.endpoint,
+        generic_options=[
+            ("grpc.max_send_message_length", target.max_message_bytes),
+            ("grpc.max_receive_message_length", target.max_message_bytes),
+        ],
+    )
+    acks: list[quiver_pb2.BatchAck] = []
+    sent_batches = sent_rows = 0
+    try:
+        descriptor = flight.FlightDescriptor.for_command(command.SerializeToString())
+        writer, reader = client.do_exchange(descriptor, options)
+        with writer:
+            for batch in batches:
+                if batch.num_rows == 0:
+                    continue
+                if sent_batches == 0:
+                    writer.begin(batch.schema)
+                writer.write_batch(batch)
+                sent_batches += 1
+                sent_rows += batch.num_rows
+            if sent_batches == 0:
+                return _acks_batch([])
+            writer.done_writing()
+            while True:
+                try:
+                    chunk = reader.read_chunk()
+                except StopIteration:
+                    break
+                if chunk.app_metadata is not None:
+                    acks.append(quiver_pb2.BatchAck.FromString(chunk.app_metadata.to_pybytes()))
+    except flight.FlightError as error:
+        raise ExchangeError(f"Flight exchange with {where} failed: {error}") from error
+    except OSError as error:
+        raise ExchangeError(f"Flight exchange with {where} failed: {error}") from error
+    finally:
+        client.close()
+    acknowledged = sum(a.rows_in for a in acks)
+    if len(acks) != sent_batches or acknowledged != sent_rows:
+        raise ExchangeError(
+            f"Flight exchange with {where} ended early: sent {sent_batches} batches ({sent_rows} rows), "
+            f"acknowledged {len(acks)} ({acknowledged} rows)"
+        )
+    return _acks_batch(acks)
+
+
+def _acks_batch(acks: list[quiver_pb2.BatchAck]) -> pa.RecordBatch:
+    columns = {name: [getattr(a, name) for a in acks] for name in ACK_SCHEMA.names}
+    return pa.RecordBatch.from_pydict(columns, schema=ACK_SCHEMA)
+
+
+def task_exchange(target: Target, batch_id: int):
+    """The function mapInArrow runs in each task, closed over the micro-batch id."""
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from pyspark import TaskContext
+
+        context = TaskContext.get()
+        yield exchange(target, batch_id, context.partitionId(), context.attemptNumber(), batches)
+
+    return run

@@ -1,0 +1,164 @@
+"""The driver: a Structured Streaming query from Kafka whose foreachBatch hands each
+micro-batch to the executors, which exchange it with the transformation service.
+
+    spark-submit --master spark://127.0.0.1:7077 --deploy-mode client \
+        --jars <the spark-sql-kafka connector jars> spark-app/stream_users.py --help
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from quiver_spark import options as opts
+from quiver_spark.exchange import ACK_SCHEMA, KAFKA_COLUMNS, Target, task_exchange
+
+log = logging.getLogger("quiver_spark")
+
+
+@dataclass
+class Totals:
+    """What the query has done so far, for the per-batch log and the final summary."""
+
+    batches: int = 0
+    rows_in: int = 0
+    rows_written: int = 0
+    rows_rejected: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def summary(self) -> str:
+        seconds = time.monotonic() - self.started
+        rate = self.rows_in / seconds if seconds > 0 else 0.0
+        return (
+            f"{self.batches} micro-batches, {self.rows_in} rows in, {self.rows_written} written, "
+            f"{self.rows_rejected} rejected in {seconds:.1f} s ({rate:,.0f} rows/s)"
+        )
+
+
+class BatchHandler:
+    """foreachBatch: runs on the driver once per micro-batch."""
+
+    def __init__(self, options: opts.Options):
+        self.target = Target(
+            endpoint=options.flight_endpoint,
+            pipeline=options.pipeline,
+            token=options.token,
+            timeout_s=options.exchange_timeout_s,
+            max_message_bytes=options.max_message_bytes,
+        )
+        self.totals = Totals()
+        # Stopping a query while foreachBatch runs a job can kill the stream thread, so
+        # a stop request waits until no batch is in flight.
+        self.idle = threading.Event()
+        self.idle.set()
+
+    def __call__(self, frame, batch_id: int) -> None:
+        self.idle.clear()
+        try:
+            started = time.monotonic()
+            acks = frame.select(*KAFKA_COLUMNS).mapInArrow(task_exchange(self.target, batch_id), ACK_SCHEMA).collect()
+            rows_in = sum(a.rows_in for a in acks)
+            written = sum(a.rows_written for a in acks)
+            rejected = sum(a.rows_rejected for a in acks)
+            self.totals.batches += 1
+            self.totals.rows_in += rows_in
+            self.totals.rows_written += written
+            self.totals.rows_rejected += rejected
+            log.info(
+                "batch %d: %d rows in, %d written, %d rejected, %d acks from %d tasks in %.2f s",
+                batch_id,
+                rows_in,
+                written,
+                rejected,
+                len(acks),
+                len({a.partition for a in acks}),
+                time.monotonic() - started,
+            )
+        finally:
+            self.idle.set()
+
+
+def build_query(spark, options: opts.Options, handler: BatchHandler):
+    reader = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", options.bootstrap_servers)
+        .option("subscribe", options.topic)
+        .option("startingOffsets", options.starting_offsets)
+        .option("failOnDataLoss", str(options.fail_on_data_loss).lower())
+    )
+    if options.max_offsets_per_trigger:
+        reader = reader.option("maxOffsetsPerTrigger", options.max_offsets_per_trigger)
+    if options.min_partitions:
+        reader = reader.option("minPartitions", options.min_partitions)
+    writer = (
+        reader.load()
+        .writeStream.queryName(options.app_name.replace("-", "_"))
+        .option("checkpointLocation", options.checkpoint_location)
+        .foreachBatch(handler)
+    )
+    writer = (
+        writer.trigger(availableNow=True) if options.available_now else writer.trigger(processingTime=options.trigger)
+    )
+    return writer.start()
+
+
+def ship_package(spark) -> None:
+    """Sends this package to the executors, so a cluster needs only pyspark, pyarrow and
+    protobuf installed, not quiver itself."""
+    package = Path(__file__).resolve().parent
+    archive = Path(tempfile.mkdtemp(prefix="quiver-spark-")) / "quiver_spark.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for path in package.rglob("*.py"):
+            zipped.write(path, path.relative_to(package.parent))
+    spark.sparkContext.addPyFile(str(archive))
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    options = opts.parse(argv)
+
+    from pyspark.sql import SparkSession
+
+    spark = SparkSession.builder.appName(options.app_name).getOrCreate()
+    ship_package(spark)
+    handler = BatchHandler(options)
+    query = build_query(spark, options, handler)
+    log.info(
+        "streaming %s from %s to %s (pipeline %s, trigger %s, checkpoint %s)",
+        options.topic,
+        options.bootstrap_servers,
+        options.flight_endpoint,
+        options.pipeline,
+        options.trigger,
+        options.checkpoint_location,
+    )
+
+    stop_requested = threading.Event()
+
+    def request_stop(signum, _frame):
+        log.info("%s received: stopping after the batch in flight", signal.Signals(signum).name)
+        stop_requested.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+
+    while query.isActive:
+        if stop_requested.is_set() and handler.idle.wait(timeout=60):
+            query.stop()
+            break
+        query.awaitTermination(0.5)
+
+    failure = query.exception()
+    log.info("done: %s", handler.totals.summary())
+    spark.stop()
+    if failure is not None:
+        log.error("the query failed: %s", failure)
+        return 1
+    return 0

@@ -1,0 +1,210 @@
+"""The job's settings: command-line options, each with a QUIVER_* environment variable as
+its default, so the job is configured by spark-submit arguments or the environment and
+never by editing code."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+ENGINES = ("flight",)
+# The interval units Spark's processingTime trigger parses.
+_PROCESSING_TIME = re.compile(r"^\d+\s+(milliseconds?|seconds?|minutes?)$")
+
+
+class OptionsError(ValueError):
+    """A setting that cannot work; the message names it and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Options:
+    bootstrap_servers: str
+    topic: str
+    starting_offsets: str
+    max_offsets_per_trigger: int | None
+    min_partitions: int | None
+    fail_on_data_loss: bool
+    checkpoint_location: str
+    trigger: str
+    app_name: str
+    engine: str
+    flight_endpoint: str
+    pipeline: str
+    token: str | None
+    exchange_timeout_s: float
+    max_message_bytes: int
+
+    @property
+    def available_now(self) -> bool:
+        return self.trigger == "available-now"
+
+
+def _default_checkpoint() -> str:
+    state = os.environ.get("QUIVER_STATE_DIR") or str(Path(__file__).resolve().parents[3] / ".quiver")
+    return str(Path(state) / "checkpoints" / "stream-users")
+
+
+def _flag(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"{raw!r} is not a boolean (true or false)")
+
+
+def _positive_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} must be greater than 0")
+    return value
+
+
+def build_parser(env: dict[str, str]) -> argparse.ArgumentParser:
+    def default(name: str, fallback: str | None) -> str | None:
+        return env.get(f"QUIVER_{name}", fallback)
+
+    parser = argparse.ArgumentParser(
+        prog="stream_users.py",
+        description=(
+            "Reads user records from Kafka with Spark Structured Streaming and hands every "
+            "micro-batch, as Arrow, to quiver's Rust transformation service, which writes "
+            "Cassandra. Every option can also be set by the QUIVER_* environment variable "
+            "named in its help."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    kafka = parser.add_argument_group("Kafka source")
+    kafka.add_argument(
+        "--bootstrap-servers",
+        default=default("KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+        help="Kafka brokers, host:port[,host:port] (QUIVER_KAFKA_BOOTSTRAP)",
+    )
+    kafka.add_argument("--topic", default=default("TOPIC", "users_created"), help="topic to read (QUIVER_TOPIC)")
+    kafka.add_argument(
+        "--starting-offsets",
+        default=default("STARTING_OFFSETS", "earliest"),
+        help="where a query without a checkpoint starts: earliest, latest or Spark's JSON form "
+        "(QUIVER_STARTING_OFFSETS); a checkpoint's offsets always win",
+    )
+    kafka.add_argument(
+        "--max-offsets-per-trigger",
+        type=_positive_int,
+        default=default("MAX_OFFSETS_PER_TRIGGER", "200000"),
+        help="upper bound of records per micro-batch (QUIVER_MAX_OFFSETS_PER_TRIGGER)",
+    )
+    kafka.add_argument(
+        "--min-partitions",
+        type=_positive_int,
+        default=default("MIN_PARTITIONS", None),
+        help="split Kafka partitions into at least this many Spark tasks (QUIVER_MIN_PARTITIONS)",
+    )
+    kafka.add_argument(
+        "--fail-on-data-loss",
+        type=_flag,
+        default=default("FAIL_ON_DATA_LOSS", "true"),
+        help="fail when offsets were deleted before they were read (QUIVER_FAIL_ON_DATA_LOSS)",
+    )
+    stream = parser.add_argument_group("stream")
+    stream.add_argument(
+        "--checkpoint-location",
+        default=default("CHECKPOINT_LOCATION", _default_checkpoint()),
+        help="where Spark keeps offsets and commits; a restarted job resumes from it (QUIVER_CHECKPOINT_LOCATION)",
+    )
+    stream.add_argument(
+        "--trigger",
+        default=default("TRIGGER", "1 second"),
+        help="a processing-time interval such as '500 milliseconds' or '1 second', or 'available-now' to "
+        "process what the topic holds and stop (QUIVER_TRIGGER)",
+    )
+    stream.add_argument("--app-name", default=default("APP_NAME", "quiver-stream-users"), help="(QUIVER_APP_NAME)")
+    engine = parser.add_argument_group("transformation")
+    engine.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default=default("ENGINE", "flight"),
+        help="flight: send batches to `quiver serve` over Arrow Flight (QUIVER_ENGINE)",
+    )
+    engine.add_argument(
+        "--flight-endpoint",
+        default=default("FLIGHT_ENDPOINT", "grpc://127.0.0.1:50051"),
+        help="the Flight service, grpc://host:port or grpc+tls://host:port (QUIVER_FLIGHT_ENDPOINT)",
+    )
+    engine.add_argument("--pipeline", default=default("PIPELINE", "users"), help="pipeline to run (QUIVER_PIPELINE)")
+    engine.add_argument(
+        "--token-file",
+        default=default("FLIGHT_TOKEN_FILE", None),
+        help="file holding the Flight bearer token (QUIVER_FLIGHT_TOKEN_FILE); "
+        "or set QUIVER_FLIGHT_TOKEN. Not a command-line value, so it never shows in `ps`",
+    )
+    engine.add_argument(
+        "--exchange-timeout",
+        type=float,
+        default=default("EXCHANGE_TIMEOUT", "120"),
+        help="seconds one task may spend on its exchange before it fails and Spark retries it "
+        "(QUIVER_EXCHANGE_TIMEOUT)",
+    )
+    engine.add_argument(
+        "--max-message-mib",
+        type=_positive_int,
+        default=default("FLIGHT_MAX_MESSAGE_MIB", "256"),
+        help="largest Flight message sent or received, in MiB (QUIVER_FLIGHT_MAX_MESSAGE_MIB)",
+    )
+    return parser
+
+
+def parse(argv: list[str] | None = None, env: dict[str, str] | None = None) -> Options:
+    env = dict(os.environ) if env is None else env
+    parser = build_parser(env)
+    args = parser.parse_args(argv)
+    try:
+        return _validate(args, env)
+    except OptionsError as error:
+        parser.error(str(error))
+        raise  # parser.error exits; this keeps type checkers informed
+
+
+def _validate(args: argparse.Namespace, env: dict[str, str]) -> Options:
+    trigger = args.trigger.strip()
+    if trigger != "available-now" and not _PROCESSING_TIME.match(trigger):
+        raise OptionsError(
+            f"--trigger {trigger!r} is neither 'available-now' nor an interval such as '500 milliseconds' or '1 second'"
+        )
+    if args.engine == "flight" and not re.match(r"^grpc(\+tls|\+tcp)?://[^/:]+:\d+$", args.flight_endpoint):
+        raise OptionsError(
+            f"--flight-endpoint {args.flight_endpoint!r} is not grpc://host:port (or grpc+tls://host:port)"
+        )
+    token = env.get("QUIVER_FLIGHT_TOKEN") or None
+    if args.token_file:
+        try:
+            token = Path(args.token_file).read_text().strip()
+        except OSError as error:
+            raise OptionsError(f"--token-file {args.token_file}: {error.strerror}") from None
+        if not token:
+            raise OptionsError(f"--token-file {args.token_file} is empty")
+    if args.exchange_timeout <= 0:
+        raise OptionsError("--exchange-timeout must be greater than 0 seconds")
+    return Options(
+        bootstrap_servers=args.bootstrap_servers,
+        topic=args.topic,
+        starting_offsets=args.starting_offsets,
+        # argparse has already converted defaults taken from the environment.
+        max_offsets_per_trigger=args.max_offsets_per_trigger,
+        min_partitions=args.min_partitions,
+        fail_on_data_loss=args.fail_on_data_loss,
+        checkpoint_location=args.checkpoint_location,
+        trigger=trigger,
+        app_name=args.app_name,
+        engine=args.engine,
+        flight_endpoint=args.flight_endpoint,
+        pipeline=args.pipeline,
+        token=token,
+        exchange_timeout_s=args.exchange_timeout,
+        max_message_bytes=args.max_message_mib * 1024 * 1024,
+    )

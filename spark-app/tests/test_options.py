@@ -1,0 +1,68 @@
+"""The job's settings: arguments, QUIVER_* defaults, and errors that name the fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from quiver_spark import options
+
+
+def test_defaults_are_the_local_stack():
+    o = options.parse([], env={})
+    assert (o.bootstrap_servers, o.topic, o.flight_endpoint, o.pipeline) == (
+        "127.0.0.1:9092",
+        "users_created",
+        "grpc://127.0.0.1:50051",
+        "users",
+    )
+    assert (o.starting_offsets, o.max_offsets_per_trigger, o.fail_on_data_loss) == ("earliest", 200000, True)
+    assert o.trigger == "1 second" and not o.available_now
+    assert o.token is None
+    assert o.max_message_bytes == 256 * 1024 * 1024
+
+
+def test_environment_sets_defaults_and_arguments_win():
+    env = {
+        "QUIVER_KAFKA_BOOTSTRAP": "broker:19092",
+        "QUIVER_TOPIC": "from_env",
+        "QUIVER_MAX_OFFSETS_PER_TRIGGER": "5000",
+        "QUIVER_FAIL_ON_DATA_LOSS": "false",
+        "QUIVER_TRIGGER": "available-now",
+    }
+    o = options.parse(["--topic", "from_args"], env=env)
+    assert o.bootstrap_servers == "broker:19092"
+    assert o.topic == "from_args"
+    assert o.max_offsets_per_trigger == 5000
+    assert o.fail_on_data_loss is False
+    assert o.available_now
+
+
+def test_token_comes_from_a_file_or_the_environment(tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text("s3cret\n")
+    assert options.parse(["--token-file", str(token_file)], env={}).token == "s3cret"
+    assert options.parse([], env={"QUIVER_FLIGHT_TOKEN": "from-env"}).token == "from-env"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--trigger", "soon"], "--trigger 'soon' is neither 'available-now' nor an interval"),
+        (["--trigger", "500 ms"], "--trigger '500 ms' is neither 'available-now' nor an interval"),
+        (["--flight-endpoint", "http://x:1"], "--flight-endpoint 'http://x:1' is not grpc://host:port"),
+        (["--max-offsets-per-trigger", "0"], "0 must be greater than 0"),
+        (["--fail-on-data-loss", "maybe"], "'maybe' is not a boolean"),
+        (["--token-file", "/nonexistent/token"], "--token-file /nonexistent/token: No such file or directory"),
+        (["--engine", "carrier-pigeon"], "invalid choice: 'carrier-pigeon'"),
+    ],
+)
+def test_bad_settings_name_the_problem(argv, message, capsys):
+    with pytest.raises(SystemExit) as exited:
+        options.parse(argv, env={})
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_processing_time_triggers_are_accepted():
+    for trigger in ["500 milliseconds", "1 second", "2 seconds", "1 minute"]:
+        assert options.parse(["--trigger", trigger], env={}).trigger == trigger

@@ -1,0 +1,95 @@
+"""scripts/stack's failures: each names what failed and the fix, and leaves nothing running.
+
+These use a state folder of their own (sharing the downloads of the real one) and ports
+nobody uses, so they run beside a running stack without touching it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+
+import pytest
+
+from conftest import ROOT
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def scratch_state(settings, tmp_path):
+    """A state folder with the real downloads linked in and nothing started."""
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "lib").symlink_to(settings.state / "lib")
+    (state / "venv").symlink_to(settings.state / "venv")
+    return state
+
+
+def _stack(state, *args, **env):
+    return subprocess.run(
+        [str(ROOT / "scripts" / "stack"), *args],
+        env={**os.environ, "QUIVER_STATE_DIR": str(state), **env},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def _supervisord_alive(state) -> bool:
+    pidfile = state / "run" / "supervisord.pid"
+    if not pidfile.exists():
+        return False
+    try:
+        os.kill(int(pidfile.read_text()), 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def test_a_taken_port_is_named_and_nothing_starts(scratch_state):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        result = _stack(
+            scratch_state, "up", "kafka", QUIVER_KAFKA_PORT=str(taken), QUIVER_KAFKA_CONTROLLER_PORT=str(_free_port())
+        )
+    assert result.returncode == 1
+    assert f"kafka cannot start: port {taken} on 127.0.0.1 is already taken" in result.stderr
+    assert "set QUIVER_KAFKA_PORT to a free port" in result.stderr
+    assert not _supervisord_alive(scratch_state)
+
+
+def test_a_component_that_dies_shows_its_log_and_leaves_nothing_running(scratch_state):
+    result = _stack(
+        scratch_state,
+        "up",
+        "kafka",
+        QUIVER_KAFKA_PORT=str(_free_port()),
+        QUIVER_KAFKA_CONTROLLER_PORT=str(_free_port()),
+        QUIVER_KAFKA_HEAP="not-a-size",
+    )
+    assert result.returncode == 1
+    assert "kafka exited while starting" in result.stderr
+    # The end of the component's own log says why.
+    assert "Invalid initial heap size" in result.stderr
+    assert "stopped what this 'up' had started" in result.stderr
+    assert not _supervisord_alive(scratch_state)
+
+
+def test_an_unknown_component_lists_the_known_ones(scratch_state):
+    result = _stack(scratch_state, "up", "zookeeper")
+    assert result.returncode == 1
+    assert "unknown component 'zookeeper': choose from postgres, kafka, cassandra" in result.stderr
+
+
+def test_a_bad_port_setting_names_the_variable(scratch_state):
+    result = _stack(scratch_state, "status", QUIVER_CASSANDRA_PORT="nine")
+    assert result.returncode != 0
+    assert "QUIVER_CASSANDRA_PORT='nine' is not a port number" in result.stderr
