@@ -41,7 +41,7 @@ def test_token_comes_from_a_file_or_the_environment(tmp_path):
     token_file = tmp_path / "token"
     token_file.write_text("s3cret\n")
     assert options.parse(["--token-file", str(token_file)], env={}).token == "s3cret"
-    assert options.parse([], env={"QUIVER_FLIGHT_TOKEN": "from-env"}).token == "from-env"
+    assert options.parse([], env={"QUIVER_TOKEN": "from-env"}).token == "from-env"
 
 
 @pytest.mark.parametrize(

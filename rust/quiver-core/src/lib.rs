@@ -14,4 +14,4 @@ pub mod window;
 
 pub use decode::{Decoded, decode_users};
 pub use error::{CoreError, SchemaProblem};
-pub use pipeline::{Engine, Pipeline, PipelineSpec, Processed, StageTimings};
+pub use pipeline::{Decoder, Engine, Pipeline, PipelineSpec, Processed, StageTimings};

@@ -4,7 +4,7 @@
 //! Per batch only the physical plan's in-memory scan is swapped for one over the new rows:
 //! planning costs milliseconds, executing a projection over a batch a fraction of that.
 
-use crate::decode::decode_users;
+use crate::decode::{Decoded, decode_users};
 use crate::error::{CoreError, SchemaProblem};
 use crate::schema::{INPUT_TABLE, created_users_schema, kafka_input_schema, users_schema};
 use crate::window::OutputWindow;
@@ -27,10 +27,38 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// The default `users` pipeline's SQL, kept as a file so it can be read and replaced.
 pub const USERS_SQL: &str = include_str!("../../../pipelines/users.sql");
 
+/// How a pipeline turns Kafka values into the rows its SQL reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decoder {
+    /// randomuser.me 1.4 result objects (JSON) into `raw_users`.
+    RandomUser,
+}
+
+impl Decoder {
+    fn decode(self, input: &RecordBatch, now_ms: i64) -> Result<Decoded, CoreError> {
+        match self {
+            Self::RandomUser => decode_users(input, now_ms),
+        }
+    }
+
+    fn input_schema(self) -> SchemaRef {
+        match self {
+            Self::RandomUser => kafka_input_schema(),
+        }
+    }
+
+    fn table(self) -> (&'static str, SchemaRef) {
+        match self {
+            Self::RandomUser => (INPUT_TABLE, users_schema()),
+        }
+    }
+}
+
 /// What a pipeline is, before it is planned.
 #[derive(Debug, Clone)]
 pub struct PipelineSpec {
     pub name: String,
+    pub decoder: Decoder,
     pub sql: String,
     /// The table the SQL result is written to; the result must match its schema.
     pub sink_table: String,
@@ -50,6 +78,7 @@ impl PipelineSpec {
     pub fn users_with_sql(name: &str, sql: &str) -> Self {
         Self {
             name: name.to_string(),
+            decoder: Decoder::RandomUser,
             sql: sql.to_string(),
             sink_table: "created_users".into(),
             sink_schema: created_users_schema(),
@@ -93,7 +122,7 @@ impl Pipeline {
     }
 
     pub fn input_schema(&self) -> SchemaRef {
-        kafka_input_schema()
+        self.spec.decoder.input_schema()
     }
 
     pub fn output_schema(&self) -> SchemaRef {
@@ -109,7 +138,7 @@ impl Pipeline {
     /// error means the batch as a whole could not be processed.
     pub async fn process(&self, input: &RecordBatch) -> Result<Processed, CoreError> {
         let started = Instant::now();
-        let decoded = decode_users(input, now_ms())?;
+        let decoded = self.spec.decoder.decode(input, now_ms())?;
         let decoded_at = Instant::now();
         let output = self.transform(decoded.rows).await?;
         let timings = StageTimings {
@@ -285,14 +314,29 @@ impl Engine {
     /// `window_rows` bounds the rows of recent output kept per pipeline for queries.
     pub async fn new(specs: Vec<PipelineSpec>, window_rows: usize) -> Result<Self, CoreError> {
         let ctx = session();
-        let empty =
-            MemTable::try_new(users_schema(), vec![vec![]]).map_err(|e| classify("(engine)", e))?;
-        ctx.register_table(INPUT_TABLE, Arc::new(empty))
-            .map_err(|e| classify("(engine)", e))?;
         let mut pipelines = BTreeMap::new();
         for spec in specs {
             if pipelines.contains_key(&spec.name) {
                 return Err(CoreError::DuplicatePipeline(spec.name));
+            }
+            let (table, schema) = spec.decoder.table();
+            if spec.name == table {
+                return Err(CoreError::Plan {
+                    pipeline: spec.name.clone(),
+                    message: format!(
+                        "`{table}` names the decoded input table; rename the pipeline"
+                    ),
+                });
+            }
+            if !ctx
+                .table_exist(table)
+                .map_err(|e| classify(&spec.name, e))?
+            {
+                // Empty: plans are made against it and bound to each batch's rows later.
+                let empty =
+                    MemTable::try_new(schema, vec![vec![]]).map_err(|e| classify(&spec.name, e))?;
+                ctx.register_table(table, Arc::new(empty))
+                    .map_err(|e| classify(&spec.name, e))?;
             }
             let plan = plan(&ctx, &spec).await?;
             let window = Arc::new(OutputWindow::new(spec.sink_schema.clone(), window_rows));

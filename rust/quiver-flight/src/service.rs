@@ -210,8 +210,12 @@ impl QuiverFlight {
             ))
         })?;
         let pipeline = self.pipeline(&cmd.pipeline)?;
+        // Messages without an IPC header carry only a descriptor or app_metadata (C++ and
+        // pyarrow clients send the descriptor alone first); they hold no rows, and the
+        // arrow-rs decoder cannot parse them, so they are dropped here.
         let rest = stream::once(async move { Ok(first) })
             .chain(input)
+            .try_filter(|m| std::future::ready(!m.data_header.is_empty()))
             .map_err(|s| FlightError::Tonic(Box::new(s)));
         Ok((
             pipeline,

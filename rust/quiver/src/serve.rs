@@ -114,11 +114,13 @@ fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-fn env_parse<T: std::str::FromStr>(name: &str) -> Result<Option<T>>
+type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+fn env_parse<T: std::str::FromStr>(env: Env, name: &str) -> Result<Option<T>>
 where
     T::Err: std::fmt::Display,
 {
-    env_var(name)
+    env(name)
         .map(|v| {
             v.parse()
                 .map_err(|e| anyhow::anyhow!("environment variable {name}={v:?} is invalid: {e}"))
@@ -136,7 +138,8 @@ fn read_secret(path: &Path, what: &str) -> Result<String> {
     Ok(s)
 }
 
-fn load(args: &Args) -> Result<(Settings, PathBuf)> {
+/// Settings from the file, then `env` (the process environment outside tests), then flags.
+fn load(args: &Args, env: Env) -> Result<(Settings, PathBuf)> {
     let (mut s, base) = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -148,25 +151,25 @@ fn load(args: &Args) -> Result<(Settings, PathBuf)> {
         }
         None => (Settings::default(), PathBuf::from(".")),
     };
-    if let Some(v) = env_parse("QUIVER_MAX_MESSAGE_BYTES")? {
+    if let Some(v) = env_parse(env, "QUIVER_MAX_MESSAGE_BYTES")? {
         s.max_message_bytes = v;
     }
-    if let Some(v) = env_parse("QUIVER_WINDOW_ROWS")? {
+    if let Some(v) = env_parse(env, "QUIVER_WINDOW_ROWS")? {
         s.window_rows = v;
     }
-    if let Some(v) = env_var("QUIVER_TOKEN_FILE") {
+    if let Some(v) = env("QUIVER_TOKEN_FILE") {
         s.token_file = Some(v.into());
     }
-    if let Some(v) = env_var("QUIVER_CASSANDRA_NODES") {
+    if let Some(v) = env("QUIVER_CASSANDRA_NODES") {
         s.cassandra.nodes = v.split(',').map(|n| n.trim().to_string()).collect();
     }
-    if let Some(v) = env_var("QUIVER_CASSANDRA_KEYSPACE") {
+    if let Some(v) = env("QUIVER_CASSANDRA_KEYSPACE") {
         s.cassandra.keyspace = v;
     }
-    if let Some(v) = env_var("QUIVER_CASSANDRA_USERNAME") {
+    if let Some(v) = env("QUIVER_CASSANDRA_USERNAME") {
         s.cassandra.username = Some(v);
     }
-    if let Some(v) = env_var("QUIVER_CASSANDRA_PASSWORD_FILE") {
+    if let Some(v) = env("QUIVER_CASSANDRA_PASSWORD_FILE") {
         s.cassandra.password_file = Some(v.into());
     }
     // clap already merged the flags with their QUIVER_* variables.
@@ -265,7 +268,7 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 async fn serve(args: Args) -> Result<()> {
-    let (settings, base) = load(&args)?;
+    let (settings, base) = load(&args, &env_var)?;
     let specs = pipeline_specs(&settings, &base)?;
     let engine = Arc::new(
         Engine::new(specs, settings.window_rows)
@@ -354,4 +357,113 @@ async fn serve(args: Args) -> Result<()> {
         .context("HTTP server")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(config: Option<PathBuf>) -> Args {
+        Args {
+            config,
+            sink: None,
+            flight_listen: None,
+            http_listen: None,
+        }
+    }
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("quiver-serve-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn defaults_bind_loopback_and_need_no_file() {
+        let (s, _) = load(&args(None), &|_| None).unwrap();
+        assert_eq!(s.flight_listen.to_string(), "127.0.0.1:50051");
+        assert_eq!(s.http_listen.to_string(), "127.0.0.1:9464");
+        assert_eq!(s.sink, SinkKind::Cassandra);
+        assert!(s.cassandra.username.is_none() && s.cassandra.password_file.is_none());
+    }
+
+    #[test]
+    fn file_then_environment_then_flags() {
+        let dir = scratch("layers");
+        let file = write(
+            &dir,
+            "quiver.toml",
+            "sink = \"none\"\nwindow_rows = 5\nflight_listen = \"127.0.0.1:6000\"\n[cassandra]\nkeyspace = \"from_file\"\n",
+        );
+        let env = |k: &str| match k {
+            "QUIVER_CASSANDRA_KEYSPACE" => Some("from_env".to_string()),
+            "QUIVER_CASSANDRA_NODES" => Some("10.0.0.1:9042, 10.0.0.2:9042".to_string()),
+            _ => None,
+        };
+        let mut a = args(Some(file));
+        a.flight_listen = Some("127.0.0.1:7000".parse().unwrap());
+        let (s, _) = load(&a, &env).unwrap();
+        assert_eq!(s.sink, SinkKind::None);
+        assert_eq!(s.window_rows, 5);
+        assert_eq!(s.cassandra.keyspace, "from_env");
+        assert_eq!(s.cassandra.nodes, vec!["10.0.0.1:9042", "10.0.0.2:9042"]);
+        assert_eq!(s.flight_listen.to_string(), "127.0.0.1:7000");
+    }
+
+    #[test]
+    fn a_misspelt_setting_is_an_error() {
+        let dir = scratch("typo");
+        let file = write(&dir, "quiver.toml", "windw_rows = 5\n");
+        let err = load(&args(Some(file)), &|_| None).unwrap_err();
+        assert!(format!("{err:#}").contains("windw_rows"), "{err:#}");
+    }
+
+    #[test]
+    fn a_bad_environment_value_names_the_variable() {
+        let env = |k: &str| (k == "QUIVER_WINDOW_ROWS").then(|| "lots".to_string());
+        let err = load(&args(None), &env).unwrap_err();
+        assert!(
+            err.to_string().contains("QUIVER_WINDOW_ROWS=\"lots\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn pipeline_sql_files_are_read_relative_to_the_config() {
+        let dir = scratch("sql");
+        write(&dir, "mine.sql", "SELECT login_uuid AS id FROM raw_users");
+        let file = write(
+            &dir,
+            "quiver.toml",
+            "sink = \"none\"\n[[pipelines]]\nname = \"mine\"\nsql_file = \"mine.sql\"\n",
+        );
+        let (s, base) = load(&args(Some(file)), &|_| None).unwrap();
+        let specs = pipeline_specs(&s, &base).unwrap();
+        assert_eq!(specs[0].name, "mine");
+        assert!(specs[0].sql.contains("login_uuid AS id"));
+        assert!(specs[0].sinks.is_empty());
+
+        let missing = write(
+            &dir,
+            "missing.toml",
+            "[[pipelines]]\nname = \"x\"\nsql_file = \"nope.sql\"\n",
+        );
+        let (s, base) = load(&args(Some(missing)), &|_| None).unwrap();
+        let err = pipeline_specs(&s, &base).unwrap_err();
+        assert!(format!("{err:#}").contains("nope.sql"), "{err:#}");
+    }
+
+    #[test]
+    fn an_empty_secret_file_is_refused() {
+        let dir = scratch("secret");
+        let path = write(&dir, "token", "  \n");
+        let err = read_secret(&path, "token").unwrap_err();
+        assert!(err.to_string().contains("is empty"), "{err}");
+    }
 }

@@ -96,9 +96,7 @@ def exchange(
                     break
                 if chunk.app_metadata is not None:
                     acks.append(quiver_pb2.BatchAck.FromString(chunk.app_metadata.to_pybytes()))
-    except flight.FlightError as error:
-        raise ExchangeError(f"Flight exchange with {where} failed: {error}") from error
-    except OSError as error:
+    except (flight.FlightError, pa.ArrowException, OSError) as error:
         raise ExchangeError(f"Flight exchange with {where} failed: {error}") from error
     finally:
         client.close()

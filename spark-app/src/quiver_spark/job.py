@@ -46,6 +46,9 @@ class BatchHandler:
     """foreachBatch: runs on the driver once per micro-batch."""
 
     def __init__(self, options: opts.Options):
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        self.ack_type = from_arrow_schema(ACK_SCHEMA)
         self.target = Target(
             endpoint=options.flight_endpoint,
             pipeline=options.pipeline,
@@ -63,7 +66,9 @@ class BatchHandler:
         self.idle.clear()
         try:
             started = time.monotonic()
-            acks = frame.select(*KAFKA_COLUMNS).mapInArrow(task_exchange(self.target, batch_id), ACK_SCHEMA).collect()
+            acks = (
+                frame.select(*KAFKA_COLUMNS).mapInArrow(task_exchange(self.target, batch_id), self.ack_type).collect()
+            )
             rows_in = sum(a.rows_in for a in acks)
             written = sum(a.rows_written for a in acks)
             rejected = sum(a.rows_rejected for a in acks)
@@ -149,16 +154,20 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
 
-    while query.isActive:
-        if stop_requested.is_set() and handler.idle.wait(timeout=60):
-            query.stop()
-            break
-        query.awaitTermination(0.5)
+    from pyspark.errors import StreamingQueryException
 
-    failure = query.exception()
+    failure = None
+    try:
+        while query.isActive:
+            if stop_requested.is_set() and handler.idle.wait(timeout=60):
+                query.stop()
+                break
+            query.awaitTermination(0.5)
+    except StreamingQueryException as error:
+        failure = error
     log.info("done: %s", handler.totals.summary())
     spark.stop()
     if failure is not None:
-        log.error("the query failed: %s", failure)
+        log.error("the query failed; a restart resumes from checkpoint %s: %s", options.checkpoint_location, failure)
         return 1
     return 0

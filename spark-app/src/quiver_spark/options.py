@@ -140,8 +140,8 @@ def build_parser(env: dict[str, str]) -> argparse.ArgumentParser:
     engine.add_argument(
         "--token-file",
         default=default("FLIGHT_TOKEN_FILE", None),
-        help="file holding the Flight bearer token (QUIVER_FLIGHT_TOKEN_FILE); "
-        "or set QUIVER_FLIGHT_TOKEN. Not a command-line value, so it never shows in `ps`",
+        help="file holding the Flight bearer token (QUIVER_TOKEN_FILE); "
+        "or set QUIVER_TOKEN. Not a command-line value, so it never shows in `ps`",
     )
     engine.add_argument(
         "--exchange-timeout",
@@ -180,7 +180,7 @@ def _validate(args: argparse.Namespace, env: dict[str, str]) -> Options:
         raise OptionsError(
             f"--flight-endpoint {args.flight_endpoint!r} is not grpc://host:port (or grpc+tls://host:port)"
         )
-    token = env.get("QUIVER_FLIGHT_TOKEN") or None
+    token = env.get("QUIVER_TOKEN") or None
     if args.token_file:
         try:
             token = Path(args.token_file).read_text().strip()

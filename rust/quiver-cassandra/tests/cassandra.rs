@@ -1,0 +1,180 @@
+//! The Cassandra sink against a real node (`scripts/stack up cassandra`; address from
+//! QUIVER_CASSANDRA_NODES, default 127.0.0.1:9042). Each run writes to its own keyspace
+//! and drops it afterwards, so the stack's `spark_streams` data is left alone.
+
+use quiver_cassandra::{CassandraConfig, CassandraError, CassandraSink};
+use quiver_core::synth::{kafka_batch, users};
+use quiver_core::{Engine, PipelineSpec};
+use quiver_flight::Sink;
+use scylla::value::CqlTimestamp;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use uuid::Uuid;
+
+fn nodes() -> Vec<String> {
+    std::env::var("QUIVER_CASSANDRA_NODES")
+        .unwrap_or_else(|_| "127.0.0.1:9042".into())
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .collect()
+}
+
+fn config(keyspace: &str) -> CassandraConfig {
+    CassandraConfig {
+        nodes: nodes(),
+        keyspace: keyspace.into(),
+        ..CassandraConfig::default()
+    }
+}
+
+fn unique_keyspace() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "quiver_test_{}_{}",
+        std::process::id(),
+        nanos % 1_000_000_000
+    )
+}
+
+async fn count(sink: &CassandraSink, ks: &str, table: &str) -> i64 {
+    sink.session()
+        .query_unpaged(format!("SELECT count(*) FROM {ks}.{table}"), ())
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap()
+        .single_row::<(i64,)>()
+        .unwrap()
+        .0
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: scripts/stack up"]
+async fn writes_are_idempotent_upserts_and_rejects_are_kept() {
+    let ks = unique_keyspace();
+    let sink = CassandraSink::connect(config(&ks)).await.unwrap();
+    // Creating the schema a second time is a no-op.
+    let sink_again = CassandraSink::connect(config(&ks)).await.unwrap();
+
+    let engine = Engine::new(vec![PipelineSpec::users()], 0).await.unwrap();
+    let pipeline = engine.pipeline("users").unwrap();
+    let records = users(11, 200);
+    let mut values: Vec<Option<&[u8]>> = records.iter().map(|r| Some(r.as_bytes())).collect();
+    values.push(Some(b"{not json"));
+    let batch = kafka_batch(&values, 1, 7000);
+    let processed = pipeline.process(&batch).await.unwrap();
+
+    let report = sink
+        .write("users", &processed.output, &processed.rejects)
+        .await
+        .unwrap();
+    assert_eq!((report.rows_written, report.rejects_written), (200, 1));
+    assert_eq!(count(&sink, &ks, "created_users").await, 200);
+    assert_eq!(count(&sink, &ks, "rejected_users").await, 1);
+
+    // A replayed batch (Spark retrying a task) rewrites the same keys.
+    let replay = pipeline.process(&batch).await.unwrap();
+    sink_again
+        .write("users", &replay.output, &replay.rejects)
+        .await
+        .unwrap();
+    assert_eq!(count(&sink, &ks, "created_users").await, 200);
+    assert_eq!(count(&sink, &ks, "rejected_users").await, 1);
+
+    // One row read back, field by field, against the decoded output.
+    let v = expected::parse(&records[0]);
+    let id = Uuid::parse_str(&v.uuid).unwrap();
+    let (first, address, dob, offset): (
+        Option<String>,
+        Option<String>,
+        Option<CqlTimestamp>,
+        Option<i64>,
+    ) = sink
+        .session()
+        .query_unpaged(
+            format!(
+                "SELECT first_name, address, dob, kafka_offset FROM {ks}.created_users WHERE id = ?"
+            ),
+            (id,),
+        )
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap()
+        .single_row()
+        .unwrap();
+    assert_eq!(first.as_deref(), Some(v.first.as_str()));
+    assert!(address.unwrap().ends_with(&v.country));
+    assert_eq!(dob.unwrap().0, v.dob_ms);
+    assert_eq!(offset, Some(7000));
+
+    let (reason, raw): (String, Vec<u8>) = sink
+        .session()
+        .query_unpaged(
+            format!("SELECT reason, raw_value FROM {ks}.rejected_users WHERE kafka_topic = 'users_created' AND kafka_partition = 1 AND kafka_offset = 7200"),
+            (),
+        )
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap()
+        .single_row()
+        .unwrap();
+    assert!(reason.contains("invalid JSON"), "{reason}");
+    assert_eq!(raw, b"{not json");
+
+    sink.session()
+        .query_unpaged(format!("DROP KEYSPACE {ks}"), ())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_unreachable_cluster_is_a_clear_error() {
+    let config = CassandraConfig {
+        // Port 1 on loopback: nothing listens there, so the connection is refused.
+        nodes: vec!["127.0.0.1:1".into()],
+        request_timeout: Duration::from_secs(2),
+        ..CassandraConfig::default()
+    };
+    let err = CassandraSink::connect(config).await.unwrap_err();
+    assert!(matches!(err, CassandraError::Connect { .. }), "{err}");
+    assert!(err.to_string().contains("127.0.0.1:1"), "{err}");
+}
+
+#[tokio::test]
+async fn a_bad_keyspace_name_is_refused_before_connecting() {
+    let err = CassandraSink::connect(config("spark-streams; DROP"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CassandraError::BadKeyspace(_)), "{err}");
+}
+
+/// The few fields the read-back test checks, from a generic JSON parse (not the decoder).
+mod expected {
+    use sonic_rs::{JsonValueTrait, Value};
+
+    pub struct User {
+        pub uuid: String,
+        pub first: String,
+        pub country: String,
+        pub dob_ms: i64,
+    }
+
+    pub fn parse(s: &str) -> User {
+        let v: Value = sonic_rs::from_str(s).unwrap();
+        let text = |a: &str, b: &str| v[a][b].as_str().unwrap().to_string();
+        User {
+            uuid: text("login", "uuid"),
+            first: text("name", "first"),
+            country: text("location", "country"),
+            dob_ms: arrow::compute::kernels::cast_utils::string_to_timestamp_nanos(&text(
+                "dob", "date",
+            ))
+            .unwrap()
+                / 1_000_000,
+        }
+    }
+}
