@@ -526,6 +526,21 @@ mod tests {
     }
 
     #[test]
+    fn without_a_seed_the_client_picks_one_and_keeps_it_for_every_page() {
+        let client = RandomUser::new(RandomUserConfig {
+            base_url: "http://127.0.0.1:1/api/1.4/".into(),
+            ..RandomUserConfig::default()
+        })
+        .unwrap();
+        let seed = client.seed().to_string();
+        assert!(seed.starts_with("quiver-"), "{seed}");
+        for page in [1, 2] {
+            let url = client.page_url(page, 10);
+            assert!(url.as_str().contains(&format!("seed={seed}")), "{url}");
+        }
+    }
+
+    #[test]
     fn config_is_validated() {
         let bad_size = RandomUserConfig {
             page_size: MAX_PAGE_SIZE + 1,
