@@ -1,7 +1,10 @@
 //! The `quiver` binary: wires the library crates into subcommands.
 
+mod produce;
 mod serve;
 mod sql;
+
+use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -21,13 +24,15 @@ struct Cli {
 enum Command {
     /// Print quiver's version.
     Version,
+    /// Send user records (randomuser.me or synthetic) to Kafka.
+    Produce(Box<produce::ProduceArgs>),
     /// Run the transformation service (Arrow Flight in, DataFusion SQL, sinks out).
     Serve(serve::Args),
     /// Run SQL over a running service's recent output and print a table.
     Sql(sql::Args),
 }
 
-fn main() -> Result<()> {
+fn main() -> Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -37,9 +42,10 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Version => {
             println!("quiver {}", env!("CARGO_PKG_VERSION"));
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
-        Command::Serve(args) => serve::run(args),
-        Command::Sql(args) => sql::run(args),
+        Command::Produce(args) => produce::run(*args),
+        Command::Serve(args) => serve::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Sql(args) => sql::run(args).map(|()| ExitCode::SUCCESS),
     }
 }
