@@ -126,6 +126,7 @@ def ship_package(spark) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # spark-submit's PythonRunner merges the driver's stderr into its own stdout.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     options = opts.parse(argv)
 
