@@ -999,7 +999,9 @@ def cmd_status(s: Settings) -> int:
         info = sup.info(c.name) if up else {"statename": "STOPPED", "pid": 0}
         ports = ",".join(f"{p}" for p in c.ports(s).values())
         answer = "-"
-        if info["statename"] == "RUNNING":
+        if info["statename"] != "RUNNING":
+            all_ok = False
+        else:
             try:
                 answer = "yes: " + c.healthy(s)
             except Exception as error:  # noqa: BLE001 - shown to the user as is

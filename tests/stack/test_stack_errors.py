@@ -93,3 +93,9 @@ def test_a_bad_port_setting_names_the_variable(scratch_state):
     result = _stack(scratch_state, "status", QUIVER_CASSANDRA_PORT="nine")
     assert result.returncode != 0
     assert "QUIVER_CASSANDRA_PORT='nine' is not a port number" in result.stderr
+
+
+def test_status_fails_while_a_component_is_down(scratch_state):
+    result = _stack(scratch_state, "status")
+    assert result.returncode == 1
+    assert result.stdout.count("STOPPED") == 5
