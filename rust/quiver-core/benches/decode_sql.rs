@@ -3,6 +3,7 @@
 //!
 //! Run: `cargo bench -p quiver-core --bench decode_sql` (results: docs/BENCHMARKS.md).
 
+use arrow::array::AsArray;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use quiver_core::synth::users_batch;
 use quiver_core::{Engine, PipelineSpec, decode_users};
@@ -31,7 +32,7 @@ fn bench(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("decode+sql", n), &batch, |b, batch| {
             b.iter(|| black_box(rt.block_on(pipeline.process(batch)).expect("processes")))
         });
-        eprintln!("batch of {n}: ~{} bytes of JSON", bytes);
+        eprintln!("batch of {n}: {json_bytes} bytes of JSON");
     }
     group.finish();
 }
