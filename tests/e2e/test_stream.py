@@ -12,68 +12,35 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import socket
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer
 
+import conftest
 from conftest import ROOT
 
 USERS = 3000
 SEED = 424242
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def quiver_bin() -> str:
-    path = os.environ.get("QUIVER_BIN") or str(
-        Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/quiver/target")) / "debug" / "quiver"
-    )
-    if not Path(path).is_file():
-        pytest.fail(f"the quiver binary is not built at {path}: run cargo build (scripts/test does)")
-    return path
+    return str(conftest.quiver_bin())
 
 
 @pytest.fixture
-def serve(quiver_bin, settings, unique_name, tmp_path):
-    """`quiver serve` writing to a keyspace of this test's own, on free ports."""
-    flight_port, http_port = _free_port(), _free_port()
-    log = tmp_path / "serve.log"
+def serve(settings, unique_name, tmp_path):
+    """`quiver serve` writing to a keyspace of this test's own."""
     env = {
         **os.environ,
-        "QUIVER_FLIGHT_LISTEN": f"127.0.0.1:{flight_port}",
-        "QUIVER_HTTP_LISTEN": f"127.0.0.1:{http_port}",
         "QUIVER_CASSANDRA_NODES": f"{settings.host}:{settings.cassandra_port}",
         "QUIVER_CASSANDRA_KEYSPACE": unique_name,
     }
-    with log.open("w") as out:
-        process = subprocess.Popen([quiver_bin, "serve", "--sink", "cassandra"], env=env, stdout=out, stderr=out)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", flight_port), timeout=1).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"quiver serve did not start:\n{log.read_text()[-3000:]}")
-                time.sleep(0.2)
-        yield {"endpoint": f"grpc://127.0.0.1:{flight_port}", "keyspace": unique_name, "log": log}
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    with conftest.running_serve(["--sink", "cassandra"], env, tmp_path / "serve.log") as running:
+        yield {"endpoint": running.location, "keyspace": unique_name}
 
 
 def _produce_users(quiver_bin, settings, topic: str) -> None:

@@ -1,102 +1,26 @@
 """`quiver serve` from a stock pyarrow.flight client: proves that any Arrow Flight client
-can use the service without quiver's own code.
+can use the service with nothing but the bindings generated from proto/quiver.proto.
 
-The binary comes from $QUIVER_BIN, else $CARGO_TARGET_DIR/debug/quiver (build it first
-with `cargo build --workspace`). Each server runs with `--sink none` on free ports and is
-stopped by its PID.
+Each server runs with `--sink none` on free ports and is stopped by its PID.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 
-# Minimal protobuf wire encoding of proto/quiver.proto's messages, so the test needs no
-# protoc or generated code: only varints and length-delimited strings occur.
+from conftest import Serve, running_serve
+from quiver_spark.quiver_pb2 import BatchAck, ExchangeCommand, SqlQuery
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    n &= (1 << 64) - 1
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _field(number: int, value: int | str | bool) -> bytes:
-    if isinstance(value, str):
-        data = value.encode()
-        return _varint(number << 3 | 2) + _varint(len(data)) + data
-    return _varint(number << 3) + _varint(int(value))
-
-
-def exchange_command(pipeline: str, batch_id: int = 1, partition: int = 0, return_rows: bool = False) -> bytes:
-    return _field(1, pipeline) + _field(2, batch_id) + _field(3, partition) + _field(4, 0) + _field(5, return_rows)
-
-
-def sql_query(sql: str) -> bytes:
-    return _field(1, sql)
-
-
-ACK_FIELDS = {
-    1: "pipeline",
-    2: "batch_id",
-    3: "partition",
-    4: "attempt",
-    5: "sequence",
-    6: "rows_in",
-    7: "rows_written",
-    8: "rows_rejected",
-    9: "decode_micros",
-    10: "sql_micros",
-    11: "sink_micros",
-    12: "rows_out",
-}
-
-
-def decode_ack(buf: bytes) -> dict[str, int | str]:
-    out: dict[str, int | str] = {}
-    i = 0
-
-    def varint() -> int:
-        nonlocal i
-        shift = value = 0
-        while True:
-            b = buf[i]
-            i += 1
-            value |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                return value
-
-    while i < len(buf):
-        key = varint()
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            out[ACK_FIELDS.get(number, str(number))] = varint()
-        elif wire == 2:
-            length = varint()
-            out[ACK_FIELDS.get(number, str(number))] = buf[i : i + length].decode()
-            i += length
-        else:
-            raise AssertionError(f"unexpected wire type {wire} in BatchAck")
-    return out
+def exchange_command(pipeline: str, return_rows: bool = False) -> bytes:
+    return ExchangeCommand(pipeline=pipeline, batch_id=1, return_rows=return_rows).SerializeToString()
 
 
 KAFKA_SCHEMA = pa.schema(
@@ -155,85 +79,22 @@ def good_values(n: int, start: int = 0) -> list[bytes | None]:
     return [json.dumps(user(start + k, "NO" if k % 2 else "DE")).encode() for k in range(n)]
 
 
-def binary() -> Path:
-    explicit = os.environ.get("QUIVER_BIN")
-    if explicit:
-        path = Path(explicit)
-    else:
-        target = os.environ.get("CARGO_TARGET_DIR", str(Path(__file__).resolve().parents[2] / "target"))
-        path = Path(target) / "debug" / "quiver"
-    if not path.is_file():
-        pytest.fail(f"quiver binary not found at {path}: run `cargo build --workspace` or set QUIVER_BIN")
-    return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class Server:
-    location: str
-    http: str
-    process: subprocess.Popen
-
-
-def start(token: str | None, tmp: Path) -> Iterator[Server]:
-    flight_port, http_port = free_port(), free_port()
+def start(token: str | None, tmp) -> Iterator[Serve]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUIVER_")}
     env["RUST_LOG"] = "warn"
     if token:
         env["QUIVER_TOKEN"] = token
-    log = open(tmp / f"quiver-{flight_port}.log", "wb")
-    process = subprocess.Popen(
-        [
-            str(binary()),
-            "serve",
-            "--sink",
-            "none",
-            "--flight-listen",
-            f"127.0.0.1:{flight_port}",
-            "--http-listen",
-            f"127.0.0.1:{http_port}",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    http = f"http://127.0.0.1:{http_port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"quiver serve exited with {process.returncode}: {(tmp / log.name).read_text()}")
-            try:
-                with urllib.request.urlopen(f"{http}/healthz", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("quiver serve did not answer /healthz within 60 s")
-                time.sleep(0.1)
-        yield Server(f"grpc://127.0.0.1:{flight_port}", http, process)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+    with running_serve(["--sink", "none"], env, tmp / "serve.log") as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
     yield from start(None, tmp_path_factory.mktemp("quiver"))
 
 
 @pytest.fixture(scope="module")
-def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
     yield from start("interop-token-123", tmp_path_factory.mktemp("quiver-auth"))
 
 
@@ -252,7 +113,7 @@ def exchange(
     return writer, reader
 
 
-def read_acks(reader: flight.FlightStreamReader) -> list[dict[str, int | str]]:
+def read_acks(reader: flight.FlightStreamReader) -> list[BatchAck]:
     """Acknowledgements are metadata-only messages: no schema, no rows."""
     acks = []
     while True:
@@ -261,21 +122,21 @@ def read_acks(reader: flight.FlightStreamReader) -> list[dict[str, int | str]]:
         except StopIteration:
             return acks
         assert chunk.data is None
-        acks.append(decode_ack(chunk.app_metadata.to_pybytes()))
+        acks.append(BatchAck.FromString(chunk.app_metadata.to_pybytes()))
 
 
-def test_exchange_acknowledges_each_batch_including_empty_ones(server: Server) -> None:
+def test_exchange_acknowledges_each_batch_including_empty_ones(server: Serve) -> None:
     client = flight.connect(server.location)
     values = good_values(5) + [b'{"login": {"uuid": "nope"}}', b"{broken"]
     writer, reader = exchange(client, [kafka_batch(values), kafka_batch([], 100)])
     acks = read_acks(reader)
     writer.close()
-    assert [a.get("sequence", 0) for a in acks] == [0, 1]
-    assert (acks[0]["rows_in"], acks[0]["rows_out"], acks[0]["rows_rejected"]) == (7, 5, 2)
-    assert acks[1].get("rows_in", 0) == 0
+    assert [a.sequence for a in acks] == [0, 1]
+    assert (acks[0].rows_in, acks[0].rows_out, acks[0].rows_rejected) == (7, 5, 2)
+    assert acks[1].rows_in == 0
 
 
-def test_exchange_can_return_transformed_rows(server: Server) -> None:
+def test_exchange_can_return_transformed_rows(server: Serve) -> None:
     client = flight.connect(server.location)
     writer, reader = exchange(client, [kafka_batch(good_values(3, 50))], return_rows=True)
     table = reader.read_all()
@@ -291,21 +152,23 @@ def test_exchange_can_return_transformed_rows(server: Server) -> None:
     assert rows[0]["dob"].isoformat() == "1990-02-03T04:05:06.789000+00:00"
 
 
-def test_pipelines_schemas_and_sql(server: Server) -> None:
+def test_pipelines_schemas_and_sql(server: Serve) -> None:
     client = flight.connect(server.location)
     names = [f.descriptor.path[0].decode() for f in client.list_flights()]
     assert names == ["users"]
     schema = client.get_schema(flight.FlightDescriptor.for_path("users", "input")).schema
     assert "value" in schema.names
     writer, reader = exchange(client, [kafka_batch(good_values(4, 200))])
-    assert read_acks(reader)[0]["rows_out"] == 4
+    assert read_acks(reader)[0].rows_out == 4
     writer.close()
-    ticket = flight.Ticket(sql_query("SELECT count(*) AS n FROM users WHERE username = 'user201'"))
+    ticket = flight.Ticket(
+        SqlQuery(sql="SELECT count(*) AS n FROM users WHERE username = 'user201'").SerializeToString()
+    )
     table = client.do_get(ticket).read_all()
     assert table.column("n").to_pylist() == [1]
 
 
-def test_unknown_pipeline_and_bad_schema_are_refused(server: Server) -> None:
+def test_unknown_pipeline_and_bad_schema_are_refused(server: Serve) -> None:
     client = flight.connect(server.location)
     descriptor = flight.FlightDescriptor.for_command(exchange_command("nope"))
     writer, reader = client.do_exchange(descriptor)
@@ -325,7 +188,7 @@ def test_unknown_pipeline_and_bad_schema_are_refused(server: Server) -> None:
         reader.read_all()
 
 
-def test_metrics_count_the_batches(server: Server) -> None:
+def test_metrics_count_the_batches(server: Serve) -> None:
     client = flight.connect(server.location)
     writer, reader = exchange(client, [kafka_batch(good_values(2, 300))])
     read_acks(reader)
@@ -336,7 +199,7 @@ def test_metrics_count_the_batches(server: Server) -> None:
     assert "quiver_stage_seconds_bucket" in text
 
 
-def test_a_token_is_required_when_configured(secured: Server) -> None:
+def test_a_token_is_required_when_configured(secured: Serve) -> None:
     client = flight.connect(secured.location)
     with pytest.raises(flight.FlightUnauthenticatedError):
         list(client.list_flights())
