@@ -10,7 +10,9 @@ use tonic::transport::Endpoint;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("`{endpoint}` is not a valid endpoint URL (e.g. http://127.0.0.1:50051): {source}")]
+    #[error(
+        "`{endpoint}` is not a valid endpoint URL (e.g. grpc://127.0.0.1:50051 or http://127.0.0.1:50051): {source}"
+    )]
     BadEndpoint {
         endpoint: String,
         source: tonic::transport::Error,
@@ -35,7 +37,7 @@ pub async fn connect(
     token: Option<&str>,
     max_message_bytes: usize,
 ) -> Result<FlightClient, ClientError> {
-    let channel = Endpoint::from_shared(endpoint.to_string())
+    let channel = Endpoint::from_shared(tonic_url(endpoint))
         .map_err(|source| ClientError::BadEndpoint {
             endpoint: endpoint.into(),
             source,
@@ -58,6 +60,16 @@ pub async fn connect(
     Ok(client)
 }
 
+/// Flight clients in other languages (pyarrow, the Spark job) name a plaintext endpoint
+/// `grpc://host:port` or `grpc+tcp://host:port`; tonic wants the `http://` form. Both are
+/// accepted so one endpoint setting serves every client.
+fn tonic_url(endpoint: &str) -> String {
+    match endpoint.split_once("://") {
+        Some(("grpc" | "grpc+tcp", rest)) => format!("http://{rest}"),
+        _ => endpoint.to_string(),
+    }
+}
+
 /// Runs SQL over the server's recent-output windows.
 pub async fn sql(
     client: &mut FlightClient,
@@ -75,4 +87,23 @@ pub async fn sql(
         batches.push(b);
     }
     Ok((stream.schema().cloned(), batches))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tonic_url;
+
+    #[test]
+    fn grpc_endpoints_are_accepted_in_the_form_other_flight_clients_use() {
+        assert_eq!(
+            tonic_url("grpc://127.0.0.1:50051"),
+            "http://127.0.0.1:50051"
+        );
+        assert_eq!(tonic_url("grpc+tcp://h:1"), "http://h:1");
+        assert_eq!(
+            tonic_url("http://127.0.0.1:50051"),
+            "http://127.0.0.1:50051"
+        );
+        assert_eq!(tonic_url("https://h:443"), "https://h:443");
+    }
 }

@@ -8,11 +8,12 @@ pub struct Args {
     /// The query, e.g. "SELECT count(*) FROM users". Each pipeline's recent output is a
     /// table named after the pipeline.
     query: String,
-    /// The service's Flight endpoint.
+    /// The service's Flight endpoint (grpc://host:port or http://host:port); the same
+    /// variable points the Spark job at the service.
     #[arg(
         long,
-        env = "QUIVER_ENDPOINT",
-        default_value = "http://127.0.0.1:50051"
+        env = "QUIVER_FLIGHT_ENDPOINT",
+        default_value = "grpc://127.0.0.1:50051"
     )]
     endpoint: String,
     /// Bearer token, when the service requires one.
