@@ -13,10 +13,11 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use rdkafka::ClientContext;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::{Client, DefaultClientContext};
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message as _, OwnedHeaders};
+use rdkafka::metadata::Metadata;
 use rdkafka::producer::ThreadedProducer;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer as _, ProducerContext};
 
@@ -199,6 +200,22 @@ impl KafkaConfig {
     }
 }
 
+/// The cluster's metadata (of one topic, or all): the round trip that proves the brokers
+/// answer, failing with the brokers tried and the time allowed.
+fn fetch_metadata<C: ClientContext>(
+    client: &Client<C>,
+    cfg: &KafkaConfig,
+    topic: Option<&str>,
+) -> Result<Metadata, Error> {
+    client
+        .fetch_metadata(topic, cfg.connect_timeout)
+        .map_err(|error| Error::Unreachable {
+            bootstrap: cfg.bootstrap_servers.clone(),
+            timeout: cfg.connect_timeout,
+            error,
+        })
+}
+
 /// What [`ensure_topic`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TopicStatus {
@@ -218,14 +235,7 @@ pub fn ensure_topic(cfg: &KafkaConfig) -> Result<TopicStatus, Error> {
                 bootstrap: cfg.bootstrap_servers.clone(),
                 error,
             })?;
-    let metadata = admin
-        .inner()
-        .fetch_metadata(None, cfg.connect_timeout)
-        .map_err(|error| Error::Unreachable {
-            bootstrap: cfg.bootstrap_servers.clone(),
-            timeout: cfg.connect_timeout,
-            error,
-        })?;
+    let metadata = fetch_metadata(admin.inner(), cfg, None)?;
     if let Some(topic) = metadata.topics().iter().find(|t| t.name() == cfg.topic)
         && topic.error().is_none()
     {
@@ -266,14 +276,7 @@ pub fn ensure_topic(cfg: &KafkaConfig) -> Result<TopicStatus, Error> {
 
     let deadline = Instant::now() + cfg.connect_timeout;
     loop {
-        let metadata = admin
-            .inner()
-            .fetch_metadata(Some(&cfg.topic), cfg.connect_timeout)
-            .map_err(|error| Error::Unreachable {
-                bootstrap: cfg.bootstrap_servers.clone(),
-                timeout: cfg.connect_timeout,
-                error,
-            })?;
+        let metadata = fetch_metadata(admin.inner(), cfg, Some(&cfg.topic))?;
         let ready = metadata.topics().iter().find(|t| {
             t.name() == cfg.topic
                 && t.error().is_none()
@@ -444,14 +447,7 @@ impl Producer {
         // Connecting and learning the partition leaders now, instead of with the first
         // records, keeps start-up out of their delivery latency and fails early when the
         // cluster cannot be reached.
-        inner
-            .client()
-            .fetch_metadata(Some(&cfg.topic), cfg.connect_timeout)
-            .map_err(|error| Error::Unreachable {
-                bootstrap: cfg.bootstrap_servers.clone(),
-                timeout: cfg.connect_timeout,
-                error,
-            })?;
+        fetch_metadata(inner.client(), cfg, Some(&cfg.topic))?;
         let headers = OwnedHeaders::new().insert(Header {
             key: SOURCE_HEADER,
             value: Some(source),
