@@ -12,13 +12,7 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from conftest import ROOT, free_port
 
 
 @pytest.fixture
@@ -58,7 +52,7 @@ def test_a_taken_port_is_named_and_nothing_starts(scratch_state):
         holder.listen()
         taken = holder.getsockname()[1]
         result = _stack(
-            scratch_state, "up", "kafka", QUIVER_KAFKA_PORT=str(taken), QUIVER_KAFKA_CONTROLLER_PORT=str(_free_port())
+            scratch_state, "up", "kafka", QUIVER_KAFKA_PORT=str(taken), QUIVER_KAFKA_CONTROLLER_PORT=str(free_port())
         )
     assert result.returncode == 1
     assert f"kafka cannot start: port {taken} on 127.0.0.1 is already taken" in result.stderr
@@ -71,8 +65,8 @@ def test_a_component_that_dies_shows_its_log_and_leaves_nothing_running(scratch_
         scratch_state,
         "up",
         "kafka",
-        QUIVER_KAFKA_PORT=str(_free_port()),
-        QUIVER_KAFKA_CONTROLLER_PORT=str(_free_port()),
+        QUIVER_KAFKA_PORT=str(free_port()),
+        QUIVER_KAFKA_CONTROLLER_PORT=str(free_port()),
         QUIVER_KAFKA_HEAP="not-a-size",
     )
     assert result.returncode == 1

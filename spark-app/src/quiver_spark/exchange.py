@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
+from google.protobuf.descriptor import FieldDescriptor
 from pyarrow import flight
 
 from quiver_spark import quiver_pb2
@@ -20,22 +21,16 @@ from quiver_spark import quiver_pb2
 # The columns of Spark's Kafka source that the service reads, in its input order.
 KAFKA_COLUMNS = ["key", "value", "topic", "partition", "offset", "timestamp"]
 
-ACK_SCHEMA = pa.schema(
-    [
-        ("pipeline", pa.string()),
-        ("batch_id", pa.int64()),
-        ("partition", pa.int32()),
-        ("attempt", pa.int32()),
-        ("sequence", pa.int64()),
-        ("rows_in", pa.int64()),
-        ("rows_out", pa.int64()),
-        ("rows_written", pa.int64()),
-        ("rows_rejected", pa.int64()),
-        ("decode_micros", pa.int64()),
-        ("sql_micros", pa.int64()),
-        ("sink_micros", pa.int64()),
-    ]
-)
+# Each acknowledgement becomes one row, its columns taken from BatchAck in
+# proto/quiver.proto so the two cannot drift apart.
+_ARROW_TYPES = {
+    FieldDescriptor.TYPE_STRING: pa.string(),
+    FieldDescriptor.TYPE_INT32: pa.int32(),
+    FieldDescriptor.TYPE_INT64: pa.int64(),
+    # Spark has no unsigned integers; counts and microseconds fit in int64.
+    FieldDescriptor.TYPE_UINT64: pa.int64(),
+}
+ACK_SCHEMA = pa.schema([(f.name, _ARROW_TYPES[f.type]) for f in quiver_pb2.BatchAck.DESCRIPTOR.fields])
 
 
 class ExchangeError(RuntimeError):
