@@ -55,16 +55,18 @@ class Serve:
     location: str  # the Flight endpoint, grpc://127.0.0.1:PORT
     http: str  # /metrics and /healthz
     log: Path
+    process: subprocess.Popen
 
 
 @contextmanager
-def running_serve(args: list[str], env: dict[str, str], log: Path) -> Iterator[Serve]:
-    """`quiver serve ARGS` on free ports until /healthz answers; stopped by its PID."""
-    flight_port, http_port = free_port(), free_port()
+def running_serve(args: list[str], env: dict[str, str], log: Path, flight_port: int | None = None) -> Iterator[Serve]:
+    """`quiver serve ARGS` on free ports (or the Flight port given) until /healthz answers;
+    stopped by its PID."""
+    flight_port, http_port = flight_port or free_port(), free_port()
     argv = [str(quiver_bin()), "serve", *args, "--flight-listen", f"127.0.0.1:{flight_port}"]
     argv += ["--http-listen", f"127.0.0.1:{http_port}"]
     http = f"http://127.0.0.1:{http_port}"
-    with log.open("wb") as out:
+    with log.open("ab") as out:
         process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
@@ -79,7 +81,7 @@ def running_serve(args: list[str], env: dict[str, str], log: Path) -> Iterator[S
                 if time.monotonic() > deadline:
                     pytest.fail(f"quiver serve did not answer /healthz within 60 s:\n{log.read_text()[-3000:]}")
                 time.sleep(0.1)
-        yield Serve(f"grpc://127.0.0.1:{flight_port}", http, log)
+        yield Serve(f"grpc://127.0.0.1:{flight_port}", http, log, process)
     finally:
         process.terminate()
         try:

@@ -54,6 +54,10 @@ def test_token_comes_from_a_file_or_the_environment(tmp_path):
         (["--fail-on-data-loss", "maybe"], "'maybe' is not a boolean"),
         (["--token-file", "/nonexistent/token"], "--token-file /nonexistent/token: No such file or directory"),
         (["--engine", "carrier-pigeon"], "invalid choice: 'carrier-pigeon'"),
+        (["--engine", "inprocess", "--cassandra-nodes", "db"], "--cassandra-nodes 'db' is not host:port"),
+        (["--pipeline-sql", "/etc/hostname"], "--pipeline-sql applies to --engine inprocess"),
+        (["--engine", "inprocess", "--pipeline-sql", "/nonexistent.sql"], "--pipeline-sql /nonexistent.sql: No such"),
+        (["--cassandra-username", "quiver"], "need both --cassandra-username and --cassandra-password-file"),
     ],
 )
 def test_bad_settings_name_the_problem(argv, message, capsys):
@@ -66,3 +70,24 @@ def test_bad_settings_name_the_problem(argv, message, capsys):
 def test_processing_time_triggers_are_accepted():
     for trigger in ["500 milliseconds", "1 second", "2 seconds", "1 minute"]:
         assert options.parse(["--trigger", trigger], env={}).trigger == trigger
+
+
+def test_inprocess_engine_settings(tmp_path):
+    sql = tmp_path / "users.sql"
+    sql.write_text("SELECT * FROM raw_users\n")
+    password = tmp_path / "password"
+    password.write_text("pw\n")
+    env = {"QUIVER_CASSANDRA_NODES": "a:9042, b:9043", "QUIVER_CASSANDRA_PASSWORD_FILE": str(password)}
+    argv = ["--engine", "inprocess", "--pipeline-sql", str(sql), "--cassandra-username", "quiver"]
+    o = options.parse(argv, env=env)
+    assert o.engine == "inprocess"
+    assert o.pipeline_sql == "SELECT * FROM raw_users"
+    assert o.cassandra_nodes == ("a:9042", "b:9043")
+    assert o.cassandra_keyspace == "spark_streams"
+    assert o.cassandra_credentials == ("quiver", "pw")
+
+
+def test_the_token_file_variable_is_the_one_quiver_serve_reads(tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text("t0ken")
+    assert options.parse([], env={"QUIVER_TOKEN_FILE": str(token_file)}).token == "t0ken"

@@ -1,10 +1,12 @@
-"""The whole stream, for real: `quiver produce` writes synthetic users to Kafka, the
-Spark job on the standalone cluster hands them over Arrow Flight to `quiver serve`,
-which writes Cassandra. Every row is then checked against the mapping computed here,
+"""The whole stream, for real: `quiver produce` writes synthetic users to Kafka, and the
+Spark job on the standalone cluster transforms them and writes Cassandra with each
+engine: over Arrow Flight through `quiver serve`, and in-process with quiver's Python
+module on the executors. Every row is then checked against the mapping computed here,
 independently, from the JSON that was produced, and bad records must land in the
 rejects table.
 
-Needs the stack (scripts/stack up) and the built binary ($QUIVER_BIN).
+Needs the stack (scripts/stack up), the built binary ($QUIVER_BIN) and the Python module
+(scripts/setup builds both).
 """
 
 from __future__ import annotations
@@ -12,8 +14,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import signal
 import subprocess
+import time
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -31,19 +37,32 @@ def quiver_bin() -> str:
     return str(conftest.quiver_bin())
 
 
-@pytest.fixture
-def serve(settings, unique_name, tmp_path):
-    """`quiver serve` writing to a keyspace of this test's own."""
-    env = {
-        **os.environ,
-        "QUIVER_CASSANDRA_NODES": f"{settings.host}:{settings.cassandra_port}",
-        "QUIVER_CASSANDRA_KEYSPACE": unique_name,
-    }
+@dataclass
+class Engine:
+    """How the job transforms and stores: its engine arguments and the keyspace written."""
+
+    name: str
+    args: list[str]
+    keyspace: str
+
+
+@pytest.fixture(params=["flight", "inprocess"])
+def engine(request, settings, unique_name, tmp_path) -> Iterator[Engine]:
+    """Each engine writing to a keyspace of this test's own."""
+    cassandra = f"{settings.host}:{settings.cassandra_port}"
+    if request.param == "inprocess":
+        yield Engine(
+            "inprocess",
+            ["--engine", "inprocess", "--cassandra-nodes", cassandra, "--cassandra-keyspace", unique_name],
+            unique_name,
+        )
+        return
+    env = {**os.environ, "QUIVER_CASSANDRA_NODES": cassandra, "QUIVER_CASSANDRA_KEYSPACE": unique_name}
     with conftest.running_serve(["--sink", "cassandra"], env, tmp_path / "serve.log") as running:
-        yield {"endpoint": running.location, "keyspace": unique_name}
+        yield Engine("flight", ["--engine", "flight", "--flight-endpoint", running.location], unique_name)
 
 
-def _produce_users(quiver_bin, settings, topic: str) -> None:
+def produce_users(quiver_bin, settings, topic: str, count: int = USERS) -> None:
     produced = subprocess.run(
         [
             quiver_bin,
@@ -51,7 +70,7 @@ def _produce_users(quiver_bin, settings, topic: str) -> None:
             "--source",
             "synthetic",
             "--count",
-            str(USERS),
+            str(count),
             "--seed",
             str(SEED),
             "--topic",
@@ -82,7 +101,7 @@ def _produce_bad_records(settings, topic: str) -> dict[bytes, str]:
     return bad
 
 
-def _read_topic(settings, topic: str) -> list:
+def read_topic(settings, topic: str) -> list:
     consumer = Consumer(
         {
             "bootstrap.servers": settings.kafka_bootstrap,
@@ -135,52 +154,57 @@ def expected_row(message) -> dict:
     }
 
 
-def _run_stream(settings, topic: str, endpoint: str, checkpoint: Path) -> subprocess.CompletedProcess:
+def stream_command(settings, topic: str, engine_args: list[str], checkpoint: Path) -> list[str]:
+    """spark-submit of the job: everything in `topic` (available-now), 1000 records a batch."""
+    return [
+        str(ROOT / "scripts" / "spark-submit"),
+        "--master",
+        settings.spark_master_url,
+        "--deploy-mode",
+        "client",
+        str(ROOT / "spark-app" / "stream_users.py"),
+        "--bootstrap-servers",
+        settings.kafka_bootstrap,
+        "--topic",
+        topic,
+        "--trigger",
+        "available-now",
+        "--max-offsets-per-trigger",
+        "1000",
+        "--checkpoint-location",
+        str(checkpoint),
+        *engine_args,
+    ]
+
+
+def run_stream(settings, topic: str, engine_args: list[str], checkpoint: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [
-            str(ROOT / "scripts" / "spark-submit"),
-            "--master",
-            settings.spark_master_url,
-            "--deploy-mode",
-            "client",
-            str(ROOT / "spark-app" / "stream_users.py"),
-            "--bootstrap-servers",
-            settings.kafka_bootstrap,
-            "--topic",
-            topic,
-            "--trigger",
-            "available-now",
-            "--max-offsets-per-trigger",
-            "1000",
-            "--flight-endpoint",
-            endpoint,
-            "--checkpoint-location",
-            str(checkpoint),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
+        stream_command(settings, topic, engine_args, checkpoint), capture_output=True, text=True, timeout=600
     )
 
 
-def test_every_produced_user_lands_in_cassandra_exactly_as_mapped(quiver_bin, settings, serve, unique_name, tmp_path):
+def cassandra_session(settings, keyspace: str):
     from cassandra.cluster import Cluster
 
+    cluster = Cluster([settings.host], port=settings.cassandra_port)
+    return cluster, cluster.connect(keyspace)
+
+
+def test_every_produced_user_lands_in_cassandra_exactly_as_mapped(quiver_bin, settings, engine, unique_name, tmp_path):
     topic = unique_name
-    _produce_users(quiver_bin, settings, topic)
+    produce_users(quiver_bin, settings, topic)
     bad = _produce_bad_records(settings, topic)
-    messages = _read_topic(settings, topic)
+    messages = read_topic(settings, topic)
     good = [m for m in messages if m.value() not in bad]
     assert len(good) == USERS and len(messages) == USERS + len(bad)
 
-    streamed = _run_stream(settings, topic, serve["endpoint"], tmp_path / "checkpoint")
+    streamed = run_stream(settings, topic, engine.args, tmp_path / "checkpoint")
     assert streamed.returncode == 0, streamed.stdout[-6000:]
     # spark-submit prints the driver's Python output (the job's log) on its stdout.
     summary = [line for line in streamed.stdout.splitlines() if "quiver_spark: done" in line]
     assert f"{USERS + len(bad)} rows in, {USERS} written, {len(bad)} rejected" in summary[-1], summary
 
-    cluster = Cluster([settings.host], port=settings.cassandra_port)
-    session = cluster.connect(serve["keyspace"])
+    cluster, session = cassandra_session(settings, engine.keyspace)
     try:
         rows = {r["id"]: r for r in _as_dicts(session.execute("SELECT * FROM created_users"))}
         rejects = list(_as_dicts(session.execute("SELECT * FROM rejected_users")))
@@ -199,22 +223,117 @@ def test_every_produced_user_lands_in_cassandra_exactly_as_mapped(quiver_bin, se
     assert all(r["reason"] for r in rejects)
 
 
-def test_a_replayed_stream_changes_nothing(quiver_bin, settings, serve, unique_name, tmp_path):
+def test_a_replayed_stream_changes_nothing(quiver_bin, settings, engine, unique_name, tmp_path):
     """Running the whole topic again from a new checkpoint rewrites the same rows."""
-    from cassandra.cluster import Cluster
-
     topic = unique_name
-    _produce_users(quiver_bin, settings, topic)
+    produce_users(quiver_bin, settings, topic)
     for attempt in ("first", "replay"):
-        streamed = _run_stream(settings, topic, serve["endpoint"], tmp_path / f"checkpoint-{attempt}")
+        streamed = run_stream(settings, topic, engine.args, tmp_path / f"checkpoint-{attempt}")
         assert streamed.returncode == 0, streamed.stdout[-6000:]
-    cluster = Cluster([settings.host], port=settings.cassandra_port)
-    session = cluster.connect(serve["keyspace"])
+    cluster, session = cassandra_session(settings, engine.keyspace)
     try:
         count = session.execute("SELECT count(*) FROM created_users").one()[0]
     finally:
         cluster.shutdown()
     assert count == USERS
+
+
+def test_inprocess_engine_reports_bad_pipeline_sql_before_streaming(settings, unique_name, tmp_path):
+    sql = tmp_path / "bad.sql"
+    sql.write_text("SELECT no_such_column FROM raw_users")
+    args = ["--engine", "inprocess", "--pipeline-sql", str(sql)]
+    args += ["--cassandra-nodes", f"{settings.host}:{settings.cassandra_port}", "--cassandra-keyspace", unique_name]
+    streamed = run_stream(settings, unique_name, args, tmp_path / "checkpoint")
+    assert streamed.returncode == 2, streamed.stdout[-3000:]
+    assert "--engine inprocess cannot run pipeline 'users'" in streamed.stdout
+    assert "no_such_column" in streamed.stdout
+
+
+# Faults: nothing lost, nothing extra. Each run is killed once some but not all of the
+# users are in Cassandra, then started again on the same checkpoint.
+FAULT_USERS = 20000
+
+
+def _stored_ids(settings, keyspace: str) -> set[uuid.UUID]:
+    """The ids in created_users; none while the job has not created the table yet."""
+    from cassandra import InvalidRequest
+    from cassandra.cluster import Cluster
+
+    cluster = Cluster([settings.host], port=settings.cassandra_port)
+    try:
+        return {row.id for row in cluster.connect().execute(f"SELECT id FROM {keyspace}.created_users")}
+    except InvalidRequest:
+        return set()
+    finally:
+        cluster.shutdown()
+
+
+def _wait_for_partial_progress(settings, keyspace: str, job: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        stored = len(_stored_ids(settings, keyspace))
+        if 0 < stored < FAULT_USERS:
+            return
+        assert stored < FAULT_USERS, f"the job stored all {FAULT_USERS} users before the fault; raise FAULT_USERS"
+        assert job.poll() is None, f"the job ended before the fault:\n{log.read_text()[-4000:]}"
+        time.sleep(0.2)
+    pytest.fail(f"no users reached Cassandra within 300 s:\n{log.read_text()[-4000:]}")
+
+
+def _produced_ids(settings, topic: str) -> set[uuid.UUID]:
+    return {uuid.UUID(m.key().decode()) for m in read_topic(settings, topic)}
+
+
+def test_a_killed_flight_service_loses_nothing(quiver_bin, settings, unique_name, tmp_path):
+    """kill -9 of `quiver serve` mid-run fails the job with the reason; with the service
+    back, the job restarted on its checkpoint stores exactly the produced users."""
+    topic, keyspace, checkpoint = unique_name, unique_name, tmp_path / "checkpoint"
+    produce_users(quiver_bin, settings, topic, FAULT_USERS)
+    env = {
+        **os.environ,
+        "QUIVER_CASSANDRA_NODES": f"{settings.host}:{settings.cassandra_port}",
+        "QUIVER_CASSANDRA_KEYSPACE": keyspace,
+    }
+    port = conftest.free_port()
+    args = ["--engine", "flight", "--flight-endpoint", f"grpc://127.0.0.1:{port}"]
+    job_log = tmp_path / "job-1.log"
+    with conftest.running_serve(["--sink", "cassandra"], env, tmp_path / "serve.log", flight_port=port) as serve:
+        with job_log.open("w") as out:
+            job = subprocess.Popen(stream_command(settings, topic, args, checkpoint), stdout=out, stderr=out)
+        _wait_for_partial_progress(settings, keyspace, job, job_log)
+        serve.process.kill()
+        serve.process.wait()
+    assert job.wait(timeout=600) != 0, "the job must fail while the Flight service is down"
+    assert f"Flight exchange with grpc://127.0.0.1:{port}" in job_log.read_text()
+    assert "a restart resumes from checkpoint" in job_log.read_text()
+
+    with conftest.running_serve(["--sink", "cassandra"], env, tmp_path / "serve.log", flight_port=port):
+        resumed = run_stream(settings, topic, args, checkpoint)
+    assert resumed.returncode == 0, resumed.stdout[-6000:]
+    assert _stored_ids(settings, keyspace) == _produced_ids(settings, topic)
+
+
+def test_a_killed_driver_resumes_from_its_checkpoint(quiver_bin, settings, unique_name, tmp_path):
+    """kill -9 of the Spark driver (spark-submit and its Python) mid-run; the job started
+    again on the same checkpoint stores exactly the produced users. In-process engine."""
+    topic, keyspace, checkpoint = unique_name, unique_name, tmp_path / "checkpoint"
+    produce_users(quiver_bin, settings, topic, FAULT_USERS)
+    args = ["--engine", "inprocess", "--cassandra-nodes", f"{settings.host}:{settings.cassandra_port}"]
+    args += ["--cassandra-keyspace", keyspace]
+    job_log = tmp_path / "job-1.log"
+    with job_log.open("w") as out:
+        job = subprocess.Popen(
+            stream_command(settings, topic, args, checkpoint), stdout=out, stderr=out, start_new_session=True
+        )
+    try:
+        _wait_for_partial_progress(settings, keyspace, job, job_log)
+    finally:
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait()
+
+    resumed = run_stream(settings, topic, args, checkpoint)
+    assert resumed.returncode == 0, resumed.stdout[-6000:]
+    assert _stored_ids(settings, keyspace) == _produced_ids(settings, topic)
 
 
 def _as_dicts(result):

@@ -6,7 +6,6 @@ Each server runs with `--sink none` on free ports and is stopped by its PID.
 
 from __future__ import annotations
 
-import json
 import os
 import urllib.request
 from collections.abc import Iterator
@@ -17,66 +16,11 @@ import pytest
 
 from conftest import Serve, running_serve
 from quiver_spark.quiver_pb2 import BatchAck, ExchangeCommand, SqlQuery
+from records import KAFKA_SCHEMA, good_values, kafka_batch
 
 
 def exchange_command(pipeline: str, return_rows: bool = False) -> bytes:
     return ExchangeCommand(pipeline=pipeline, batch_id=1, return_rows=return_rows).SerializeToString()
-
-
-KAFKA_SCHEMA = pa.schema(
-    [
-        ("key", pa.binary()),
-        ("value", pa.binary()),
-        ("topic", pa.string()),
-        ("partition", pa.int32()),
-        ("offset", pa.int64()),
-        ("timestamp", pa.timestamp("ms", tz="UTC")),
-    ]
-)
-
-
-def user(i: int, nat: str = "GB") -> dict:
-    return {
-        "gender": "female",
-        "name": {"title": "Ms", "first": f"Zoë{i}", "last": "Ødegård"},
-        "location": {
-            "street": {"number": 10 + i, "name": "Kirkegata"},
-            "city": "Oslo",
-            "state": "Østfold",
-            "country": "Norway",
-            "postcode": "0150" if nat == "NO" else 12345,
-            "coordinates": {"latitude": "59.9", "longitude": "10.7"},
-            "timezone": {"offset": "+1:00", "description": "Oslo"},
-        },
-        "email": f"u{i}@example.com",
-        "login": {"uuid": f"00000000-0000-4000-8000-{i:012d}", "username": f"user{i}"},
-        "dob": {"date": "1990-02-03T04:05:06.789Z", "age": 34},
-        "registered": {"date": "2015-06-07T08:09:10.111Z", "age": 9},
-        "phone": "22 33 44 55",
-        "cell": "99 88 77 66",
-        "id": {"name": "FN", "value": None},
-        "picture": {"large": "l.jpg", "medium": f"m{i}.jpg", "thumbnail": "t.jpg"},
-        "nat": nat,
-    }
-
-
-def kafka_batch(values: list[bytes | None], first_offset: int = 0) -> pa.RecordBatch:
-    n = len(values)
-    return pa.RecordBatch.from_arrays(
-        [
-            pa.array([None] * n, pa.binary()),
-            pa.array(values, pa.binary()),
-            pa.array(["users_created"] * n, pa.string()),
-            pa.array([0] * n, pa.int32()),
-            pa.array(range(first_offset, first_offset + n), pa.int64()),
-            pa.array([1_700_000_000_000 + k for k in range(n)], pa.timestamp("ms", tz="UTC")),
-        ],
-        schema=KAFKA_SCHEMA,
-    )
-
-
-def good_values(n: int, start: int = 0) -> list[bytes | None]:
-    return [json.dumps(user(start + k, "NO" if k % 2 else "DE")).encode() for k in range(n)]
 
 
 def start(token: str | None, tmp) -> Iterator[Serve]:

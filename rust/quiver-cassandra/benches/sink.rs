@@ -6,9 +6,9 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use quiver_cassandra::{CassandraConfig, CassandraSink};
+use quiver_core::Sink;
 use quiver_core::synth::users_batch;
 use quiver_core::{Engine, PipelineSpec};
-use quiver_flight::Sink;
 
 const KEYSPACE: &str = "quiver_bench";
 

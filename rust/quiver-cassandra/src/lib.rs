@@ -14,7 +14,7 @@ use arrow::datatypes::{SchemaRef, TimestampMillisecondType};
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt, stream};
 use quiver_core::schema::{created_users_schema, rejects_schema};
-use quiver_flight::{Sink, SinkError, SinkReport};
+use quiver_core::{Sink, SinkError, SinkReport};
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::statement::prepared::PreparedStatement;

@@ -3,9 +3,9 @@
 //! and drops it afterwards, so the stack's `spark_streams` data is left alone.
 
 use quiver_cassandra::{CassandraConfig, CassandraError, CassandraSink};
+use quiver_core::Sink;
 use quiver_core::synth::{kafka_batch, users};
 use quiver_core::{Engine, PipelineSpec};
-use quiver_flight::Sink;
 use scylla::value::CqlTimestamp;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use uuid::Uuid;

@@ -88,6 +88,15 @@ pub enum CoreError {
     #[error("pipeline `{0}` is defined twice; give each pipeline its own name")]
     DuplicatePipeline(String),
 
+    #[error(
+        "pipeline `{pipeline}` writes to sink `{sink}`, which is not configured (configured: {configured})"
+    )]
+    UnknownSink {
+        pipeline: String,
+        sink: String,
+        configured: String,
+    },
+
     #[error("query over the recent-output window failed: {0}")]
     Query(String),
 

@@ -11,10 +11,9 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use futures::stream;
 use prost::Message;
 use quiver_core::synth::users_batch;
-use quiver_core::{Engine, PipelineSpec};
+use quiver_core::{Engine, NoSink, PipelineSpec, SinkSet};
 use quiver_flight::proto::{BatchAck, ExchangeCommand};
-use quiver_flight::{Metrics, NoSink, QuiverFlight, ServiceConfig, Sink};
-use std::collections::HashMap;
+use quiver_flight::{Metrics, QuiverFlight, ServiceConfig};
 use std::sync::Arc;
 use tonic::transport::Channel;
 
@@ -45,10 +44,8 @@ fn bench(c: &mut Criterion) {
     spec.sinks = vec!["none".into()];
     let engine = Arc::new(rt.block_on(Engine::new(vec![spec], 0)).expect("plans"));
     let pipeline = engine.pipeline("users").expect("users");
-    let sinks: HashMap<String, Arc<dyn Sink>> =
-        HashMap::from([("none".into(), Arc::new(NoSink) as _)]);
-    let svc =
-        QuiverFlight::new(engine.clone(), sinks, Metrics::new().expect("metrics")).expect("svc");
+    let sinks = SinkSet::new(&engine, vec![Arc::new(NoSink)]).expect("sinks");
+    let svc = QuiverFlight::new(engine.clone(), sinks, Metrics::new().expect("metrics"));
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .expect("a loopback port");

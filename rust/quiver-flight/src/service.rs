@@ -3,7 +3,6 @@
 
 use crate::metrics::Metrics;
 use crate::proto::{BatchAck, ExchangeCommand, SqlQuery};
-use crate::sink::{Sink, SinkError};
 use arrow::array::RecordBatch;
 use arrow::datatypes::Schema;
 use arrow::ipc::writer::IpcWriteOptions;
@@ -19,11 +18,10 @@ use arrow_flight::{
 use futures::stream::{self, BoxStream};
 use futures::{StreamExt, TryStreamExt};
 use prost::Message;
-use quiver_core::{CoreError, Engine, Pipeline};
-use std::collections::HashMap;
+use quiver_core::{CoreError, Engine, Pipeline, SinkError, SinkSet, Stored};
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tonic::metadata::MetadataMap;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status, Streaming};
@@ -60,34 +58,18 @@ pub enum ServeError {
 #[derive(Debug, Clone)]
 pub struct QuiverFlight {
     engine: Arc<Engine>,
-    sinks: Arc<HashMap<String, Arc<dyn Sink>>>,
+    sinks: Arc<SinkSet>,
     metrics: Metrics,
 }
 
 impl QuiverFlight {
-    /// `sinks` maps the names used in pipeline specs to sink instances. A pipeline that
-    /// names a sink not in the map is a start-up error, not a per-batch one.
-    pub fn new(
-        engine: Arc<Engine>,
-        sinks: HashMap<String, Arc<dyn Sink>>,
-        metrics: Metrics,
-    ) -> Result<Self, String> {
-        for p in engine.pipelines() {
-            for s in &p.spec().sinks {
-                if !sinks.contains_key(s) {
-                    return Err(format!(
-                        "pipeline `{}` writes to sink `{s}`, which is not configured (configured: {})",
-                        p.name(),
-                        sinks.keys().cloned().collect::<Vec<_>>().join(", ")
-                    ));
-                }
-            }
-        }
-        Ok(Self {
+    /// `sinks` must come from `SinkSet::new` over the same engine.
+    pub fn new(engine: Arc<Engine>, sinks: SinkSet, metrics: Metrics) -> Self {
+        Self {
             engine,
             sinks: Arc::new(sinks),
             metrics,
-        })
+        }
     }
 
     fn pipeline(&self, name: &str) -> Result<Arc<Pipeline>, Status> {
@@ -142,29 +124,24 @@ impl QuiverFlight {
             .with_label_values(&[name, "sql"])
             .observe(processed.timings.sql.as_secs_f64());
 
-        let sink_started = Instant::now();
-        let mut rows_written = 0;
-        if store {
-            for sink_name in &pipeline.spec().sinks {
-                let sink = &self.sinks[sink_name];
-                let report = sink
-                    .write(name, &processed.output, &processed.rejects)
-                    .await
-                    .map_err(|e| {
-                        m.sink_errors.with_label_values(&[sink_name]).inc();
-                        tracing::warn!(pipeline = name, batch_id = cmd.batch_id, partition = cmd.partition, error = %e, "sink write failed; batch not acknowledged");
-                        sink_status(e)
-                    })?;
+        let stored = if store {
+            let stored = self.sinks.store(pipeline, &processed).await.map_err(|e| {
+                m.sink_errors.with_label_values(&[e.sink()]).inc();
+                tracing::warn!(pipeline = name, batch_id = cmd.batch_id, partition = cmd.partition, error = %e, "sink write failed; batch not acknowledged");
+                sink_status(e)
+            })?;
+            for (sink_name, report) in &stored.reports {
                 m.rows_written
                     .with_label_values(&[name, sink_name])
                     .inc_by(report.rows_written);
-                rows_written = report.rows_written;
             }
-        }
-        let sink_time = sink_started.elapsed();
-        m.stage_seconds
-            .with_label_values(&[name, "sink"])
-            .observe(sink_time.as_secs_f64());
+            m.stage_seconds
+                .with_label_values(&[name, "sink"])
+                .observe(stored.elapsed.as_secs_f64());
+            stored
+        } else {
+            Stored::default()
+        };
         pipeline.window().push(processed.output.clone());
         let ack = BatchAck {
             pipeline: name.to_string(),
@@ -174,11 +151,11 @@ impl QuiverFlight {
             sequence,
             rows_in: processed.rows_in as u64,
             rows_out: processed.output.num_rows() as u64,
-            rows_written,
+            rows_written: stored.rows_written(),
             rows_rejected: processed.rejects.num_rows() as u64,
             decode_micros: micros(processed.timings.decode),
             sql_micros: micros(processed.timings.sql),
-            sink_micros: micros(sink_time),
+            sink_micros: micros(stored.elapsed),
         };
         Ok((ack, processed.output))
     }
@@ -292,9 +269,10 @@ fn core_status(e: CoreError) -> Status {
 }
 
 fn sink_status(e: SinkError) -> Status {
-    match e {
-        SinkError::Unavailable { .. } => Status::unavailable(e.to_string()),
-        SinkError::Rejected { .. } => Status::internal(e.to_string()),
+    if e.is_retryable() {
+        Status::unavailable(e.to_string())
+    } else {
+        Status::internal(e.to_string())
     }
 }
 

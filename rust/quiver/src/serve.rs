@@ -7,10 +7,9 @@ use anyhow::{Context, Result, bail};
 use axum::Router;
 use axum::routing::get;
 use quiver_cassandra::{CassandraConfig, CassandraSink};
-use quiver_core::{Engine, PipelineSpec};
-use quiver_flight::{Metrics, NoSink, QuiverFlight, ServiceConfig, Sink};
+use quiver_core::{Engine, PipelineSpec, Sink, SinkSet};
+use quiver_flight::{Metrics, QuiverFlight, ServiceConfig};
 use serde::Deserialize;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -279,11 +278,9 @@ async fn serve(args: Args) -> Result<()> {
     let flight_listener = bind(settings.flight_listen, "Flight", "QUIVER_FLIGHT_LISTEN").await?;
     let http_listener = bind(settings.http_listen, "HTTP metrics", "QUIVER_HTTP_LISTEN").await?;
 
-    let mut sinks: HashMap<String, Arc<dyn Sink>> = HashMap::new();
+    let mut sinks: Vec<Arc<dyn Sink>> = Vec::new();
     match settings.sink {
-        SinkKind::None => {
-            sinks.insert("none".into(), Arc::new(NoSink));
-        }
+        SinkKind::None => {}
         SinkKind::Cassandra => {
             let c = &settings.cassandra;
             let credentials = match (&c.username, &c.password_file) {
@@ -304,13 +301,13 @@ async fn serve(args: Args) -> Result<()> {
                 credentials,
             })
             .await?;
-            sinks.insert("cassandra".into(), Arc::new(sink));
+            sinks.push(Arc::new(sink));
         }
     }
 
     let metrics = Metrics::new().context("registering metrics")?;
-    let svc =
-        QuiverFlight::new(engine.clone(), sinks, metrics.clone()).map_err(anyhow::Error::msg)?;
+    let sinks = SinkSet::new(&engine, sinks)?;
+    let svc = QuiverFlight::new(engine.clone(), sinks, metrics.clone());
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;

@@ -82,7 +82,7 @@ def exchange(
                 sent_batches += 1
                 sent_rows += batch.num_rows
             if sent_batches == 0:
-                return _acks_batch([])
+                return acks_batch([])
             writer.done_writing()
             while True:
                 try:
@@ -101,10 +101,10 @@ def exchange(
             f"Flight exchange with {where} ended early: sent {sent_batches} batches ({sent_rows} rows), "
             f"acknowledged {len(acks)} ({acknowledged} rows)"
         )
-    return _acks_batch(acks)
+    return acks_batch(acks)
 
 
-def _acks_batch(acks: list[quiver_pb2.BatchAck]) -> pa.RecordBatch:
+def acks_batch(acks: list[quiver_pb2.BatchAck]) -> pa.RecordBatch:
     columns = {name: [getattr(a, name) for a in acks] for name in ACK_SCHEMA.names}
     return pa.RecordBatch.from_pydict(columns, schema=ACK_SCHEMA)
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from quiver_spark import options as opts
 from quiver_spark.exchange import ACK_SCHEMA, KAFKA_COLUMNS, Target, task_exchange
+from quiver_spark.inprocess import InProcessTarget, check, task_inprocess
 
 log = logging.getLogger("quiver_spark")
 
@@ -49,13 +50,28 @@ class BatchHandler:
         from pyspark.sql.pandas.types import from_arrow_schema
 
         self.ack_type = from_arrow_schema(ACK_SCHEMA)
-        self.target = Target(
-            endpoint=options.flight_endpoint,
-            pipeline=options.pipeline,
-            token=options.token,
-            timeout_s=options.exchange_timeout_s,
-            max_message_bytes=options.max_message_bytes,
-        )
+        if options.engine == "inprocess":
+            target = InProcessTarget(
+                pipeline=options.pipeline,
+                pipeline_sql=options.pipeline_sql,
+                cassandra_nodes=options.cassandra_nodes,
+                cassandra_keyspace=options.cassandra_keyspace,
+                cassandra_credentials=options.cassandra_credentials,
+            )
+            self.task = lambda batch_id: task_inprocess(target, batch_id)
+            self.problem = check(target)
+            self.destination = f"in-process to Cassandra {','.join(options.cassandra_nodes)}"
+        else:
+            target = Target(
+                endpoint=options.flight_endpoint,
+                pipeline=options.pipeline,
+                token=options.token,
+                timeout_s=options.exchange_timeout_s,
+                max_message_bytes=options.max_message_bytes,
+            )
+            self.task = lambda batch_id: task_exchange(target, batch_id)
+            self.problem = None
+            self.destination = options.flight_endpoint
         self.totals = Totals()
         # Stopping a query while foreachBatch runs a job can kill the stream thread, so
         # a stop request waits until no batch is in flight.
@@ -66,9 +82,7 @@ class BatchHandler:
         self.idle.clear()
         try:
             started = time.monotonic()
-            acks = (
-                frame.select(*KAFKA_COLUMNS).mapInArrow(task_exchange(self.target, batch_id), self.ack_type).collect()
-            )
+            acks = frame.select(*KAFKA_COLUMNS).mapInArrow(self.task(batch_id), self.ack_type).collect()
             rows_in = sum(a.rows_in for a in acks)
             written = sum(a.rows_written for a in acks)
             rejected = sum(a.rows_rejected for a in acks)
@@ -133,14 +147,18 @@ def main(argv: list[str] | None = None) -> int:
     from pyspark.sql import SparkSession
 
     spark = SparkSession.builder.appName(options.app_name).getOrCreate()
-    ship_package(spark)
     handler = BatchHandler(options)
+    if handler.problem:
+        log.error("%s", handler.problem)
+        spark.stop()
+        return 2
+    ship_package(spark)
     query = build_query(spark, options, handler)
     log.info(
         "streaming %s from %s to %s (pipeline %s, trigger %s, checkpoint %s)",
         options.topic,
         options.bootstrap_servers,
-        options.flight_endpoint,
+        handler.destination,
         options.pipeline,
         options.trigger,
         options.checkpoint_location,

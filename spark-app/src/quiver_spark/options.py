@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-ENGINES = ("flight",)
+ENGINES = ("flight", "inprocess")
 # The interval units Spark's processingTime trigger parses.
 _PROCESSING_TIME = re.compile(r"^\d+\s+(milliseconds?|seconds?|minutes?)$")
 
@@ -31,11 +31,15 @@ class Options:
     trigger: str
     app_name: str
     engine: str
-    flight_endpoint: str
     pipeline: str
+    pipeline_sql: str | None
+    flight_endpoint: str
     token: str | None
     exchange_timeout_s: float
     max_message_bytes: int
+    cassandra_nodes: tuple[str, ...]
+    cassandra_keyspace: str
+    cassandra_credentials: tuple[str, str] | None
 
     @property
     def available_now(self) -> bool:
@@ -129,32 +133,61 @@ def build_parser(env: dict[str, str]) -> argparse.ArgumentParser:
         "--engine",
         choices=ENGINES,
         default=default("ENGINE", "flight"),
-        help="flight: send batches to `quiver serve` over Arrow Flight (QUIVER_ENGINE)",
+        help="flight: send batches to `quiver serve` over Arrow Flight; inprocess: transform and store them "
+        "inside the executors with quiver's Python module, no network hop (QUIVER_ENGINE)",
     )
+    engine.add_argument("--pipeline", default=default("PIPELINE", "users"), help="pipeline to run (QUIVER_PIPELINE)")
     engine.add_argument(
+        "--pipeline-sql",
+        default=default("PIPELINE_SQL", None),
+        help="inprocess: file with the pipeline's SQL over raw_users; by default the repository's "
+        "pipelines/users.sql (QUIVER_PIPELINE_SQL). The flight engine runs the service's pipelines",
+    )
+    flight = parser.add_argument_group("flight engine")
+    flight.add_argument(
         "--flight-endpoint",
         default=default("FLIGHT_ENDPOINT", "grpc://127.0.0.1:50051"),
         help="the Flight service, grpc://host:port or grpc+tls://host:port (QUIVER_FLIGHT_ENDPOINT)",
     )
-    engine.add_argument("--pipeline", default=default("PIPELINE", "users"), help="pipeline to run (QUIVER_PIPELINE)")
-    engine.add_argument(
+    flight.add_argument(
         "--token-file",
-        default=default("FLIGHT_TOKEN_FILE", None),
+        default=default("TOKEN_FILE", None),
         help="file holding the Flight bearer token (QUIVER_TOKEN_FILE); "
         "or set QUIVER_TOKEN. Not a command-line value, so it never shows in `ps`",
     )
-    engine.add_argument(
+    flight.add_argument(
         "--exchange-timeout",
         type=float,
         default=default("EXCHANGE_TIMEOUT", "120"),
         help="seconds one task may spend on its exchange before it fails and Spark retries it "
         "(QUIVER_EXCHANGE_TIMEOUT)",
     )
-    engine.add_argument(
+    flight.add_argument(
         "--max-message-mib",
         type=_positive_int,
         default=default("FLIGHT_MAX_MESSAGE_MIB", "256"),
         help="largest Flight message sent or received, in MiB (QUIVER_FLIGHT_MAX_MESSAGE_MIB)",
+    )
+    cassandra = parser.add_argument_group("inprocess engine: Cassandra")
+    cassandra.add_argument(
+        "--cassandra-nodes",
+        default=default("CASSANDRA_NODES", "127.0.0.1:9042"),
+        help="contact points, host:port[,host:port] (QUIVER_CASSANDRA_NODES)",
+    )
+    cassandra.add_argument(
+        "--cassandra-keyspace",
+        default=default("CASSANDRA_KEYSPACE", "spark_streams"),
+        help="keyspace of created_users and rejected_users, created if missing (QUIVER_CASSANDRA_KEYSPACE)",
+    )
+    cassandra.add_argument(
+        "--cassandra-username",
+        default=default("CASSANDRA_USERNAME", None),
+        help="with --cassandra-password-file, when Cassandra requires a login (QUIVER_CASSANDRA_USERNAME)",
+    )
+    cassandra.add_argument(
+        "--cassandra-password-file",
+        default=default("CASSANDRA_PASSWORD_FILE", None),
+        help="file holding the Cassandra password (QUIVER_CASSANDRA_PASSWORD_FILE)",
     )
     return parser
 
@@ -182,14 +215,26 @@ def _validate(args: argparse.Namespace, env: dict[str, str]) -> Options:
         )
     token = env.get("QUIVER_TOKEN") or None
     if args.token_file:
-        try:
-            token = Path(args.token_file).read_text().strip()
-        except OSError as error:
-            raise OptionsError(f"--token-file {args.token_file}: {error.strerror}") from None
-        if not token:
-            raise OptionsError(f"--token-file {args.token_file} is empty")
+        token = _read_nonempty("--token-file", args.token_file)
     if args.exchange_timeout <= 0:
         raise OptionsError("--exchange-timeout must be greater than 0 seconds")
+    pipeline_sql = None
+    if args.pipeline_sql:
+        if args.engine != "inprocess":
+            raise OptionsError(
+                "--pipeline-sql applies to --engine inprocess; the flight engine runs the pipelines "
+                "`quiver serve` was configured with"
+            )
+        pipeline_sql = _read_nonempty("--pipeline-sql", args.pipeline_sql)
+    nodes = tuple(n.strip() for n in args.cassandra_nodes.split(",") if n.strip())
+    if not nodes or not all(re.match(r"^[^\s:]+:\d+$", n) for n in nodes):
+        raise OptionsError(f"--cassandra-nodes {args.cassandra_nodes!r} is not host:port[,host:port]")
+    credentials = None
+    if bool(args.cassandra_username) != bool(args.cassandra_password_file):
+        raise OptionsError("Cassandra credentials need both --cassandra-username and --cassandra-password-file")
+    if args.cassandra_username:
+        password = _read_nonempty("--cassandra-password-file", args.cassandra_password_file)
+        credentials = (args.cassandra_username, password)
     return Options(
         bootstrap_servers=args.bootstrap_servers,
         topic=args.topic,
@@ -202,9 +247,24 @@ def _validate(args: argparse.Namespace, env: dict[str, str]) -> Options:
         trigger=trigger,
         app_name=args.app_name,
         engine=args.engine,
-        flight_endpoint=args.flight_endpoint,
         pipeline=args.pipeline,
+        pipeline_sql=pipeline_sql,
+        flight_endpoint=args.flight_endpoint,
         token=token,
         exchange_timeout_s=args.exchange_timeout,
         max_message_bytes=args.max_message_mib * 1024 * 1024,
+        cassandra_nodes=nodes,
+        cassandra_keyspace=args.cassandra_keyspace,
+        cassandra_credentials=credentials,
     )
+
+
+def _read_nonempty(option: str, path: str) -> str:
+    """The trimmed contents of a file named by `option`; empty or unreadable is an error."""
+    try:
+        text = Path(path).read_text().strip()
+    except OSError as error:
+        raise OptionsError(f"{option} {path}: {error.strerror}") from None
+    if not text:
+        raise OptionsError(f"{option} {path} is empty")
+    return text

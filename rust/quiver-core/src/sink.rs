@@ -1,0 +1,143 @@
+//! Where a pipeline's output goes. A batch counts as stored only after every sink of
+//! its pipeline returned `Ok`; callers acknowledge nothing before that.
+
+use crate::error::CoreError;
+use crate::pipeline::{Engine, Pipeline, Processed};
+use arrow::array::RecordBatch;
+use async_trait::async_trait;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What a sink stored for one batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SinkReport {
+    pub rows_written: u64,
+    pub rejects_written: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The store could not be reached or timed out; the caller should retry the batch.
+    #[error("sink `{sink}` is unavailable: {message}")]
+    Unavailable { sink: String, message: String },
+    /// The store refused the data; retrying the same batch will not help.
+    #[error("sink `{sink}` refused the batch: {message}")]
+    Rejected { sink: String, message: String },
+}
+
+impl SinkError {
+    pub fn sink(&self) -> &str {
+        match self {
+            Self::Unavailable { sink, .. } | Self::Rejected { sink, .. } => sink,
+        }
+    }
+
+    /// Whether sending the same batch again can succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable { .. })
+    }
+}
+
+#[async_trait]
+pub trait Sink: Send + Sync + std::fmt::Debug {
+    /// The name pipeline specs use to refer to this sink.
+    fn name(&self) -> &str;
+
+    /// Stores a pipeline's output rows and its decode rejects. Must be idempotent for
+    /// a replayed batch (the same rows again).
+    async fn write(
+        &self,
+        pipeline: &str,
+        rows: &RecordBatch,
+        rejects: &RecordBatch,
+    ) -> Result<SinkReport, SinkError>;
+}
+
+/// Stores nothing: a pure transform, for tests and benchmarks of everything but a store.
+#[derive(Debug, Default)]
+pub struct NoSink;
+
+#[async_trait]
+impl Sink for NoSink {
+    fn name(&self) -> &str {
+        "none"
+    }
+
+    async fn write(
+        &self,
+        _pipeline: &str,
+        _rows: &RecordBatch,
+        _rejects: &RecordBatch,
+    ) -> Result<SinkReport, SinkError> {
+        Ok(SinkReport::default())
+    }
+}
+
+/// What storing one batch did, per sink of its pipeline.
+#[derive(Debug, Clone, Default)]
+pub struct Stored {
+    pub reports: Vec<(String, SinkReport)>,
+    pub elapsed: Duration,
+}
+
+impl Stored {
+    /// Rows every sink of the pipeline stored; 0 for a pipeline without sinks.
+    pub fn rows_written(&self) -> u64 {
+        self.reports
+            .iter()
+            .map(|(_, r)| r.rows_written)
+            .min()
+            .unwrap_or(0)
+    }
+}
+
+/// The sinks of a process, by name, checked to cover every sink its pipelines use, so
+/// that a missing sink is a start-up error and not a per-batch one.
+#[derive(Debug, Clone, Default)]
+pub struct SinkSet {
+    sinks: BTreeMap<String, Arc<dyn Sink>>,
+}
+
+impl SinkSet {
+    pub fn new(engine: &Engine, sinks: Vec<Arc<dyn Sink>>) -> Result<Self, CoreError> {
+        let sinks: BTreeMap<_, _> = sinks
+            .into_iter()
+            .map(|s| (s.name().to_string(), s))
+            .collect();
+        for p in engine.pipelines() {
+            for name in &p.spec().sinks {
+                if !sinks.contains_key(name) {
+                    return Err(CoreError::UnknownSink {
+                        pipeline: p.name().to_string(),
+                        sink: name.clone(),
+                        configured: sinks.keys().cloned().collect::<Vec<_>>().join(", "),
+                    });
+                }
+            }
+        }
+        Ok(Self { sinks })
+    }
+
+    /// Writes a processed batch to every sink of `pipeline`, in order, stopping at the
+    /// first failure.
+    pub async fn store(
+        &self,
+        pipeline: &Pipeline,
+        processed: &Processed,
+    ) -> Result<Stored, SinkError> {
+        let started = Instant::now();
+        let mut reports = Vec::with_capacity(pipeline.spec().sinks.len());
+        for name in &pipeline.spec().sinks {
+            // SinkSet::new checked that every pipeline's sinks are here.
+            let report = self.sinks[name]
+                .write(pipeline.name(), &processed.output, &processed.rejects)
+                .await?;
+            reports.push((name.clone(), report));
+        }
+        Ok(Stored {
+            reports,
+            elapsed: started.elapsed(),
+        })
+    }
+}

@@ -1,0 +1,77 @@
+from collections.abc import Mapping, Sequence
+
+import pyarrow as pa
+
+__version__: str
+
+class QuiverError(Exception):
+    """Base class of quiver's errors."""
+
+class PipelineError(QuiverError):
+    """A pipeline's SQL or input is invalid; the same call will fail again."""
+
+class SinkUnavailableError(QuiverError):
+    """A sink could not be reached or timed out; retrying the batch can succeed."""
+
+class SinkRejectedError(QuiverError):
+    """A sink refused the batch; retrying the same batch will not help."""
+
+class Processed:
+    """One batch after decoding and SQL."""
+
+    @property
+    def rows(self) -> pa.RecordBatch: ...
+    @property
+    def rejects(self) -> pa.RecordBatch: ...
+    @property
+    def rows_in(self) -> int: ...
+    @property
+    def rows_out(self) -> int: ...
+    @property
+    def rows_rejected(self) -> int: ...
+    @property
+    def decode_seconds(self) -> float: ...
+    @property
+    def sql_seconds(self) -> float: ...
+
+class Stored:
+    """What `Engine.store` wrote."""
+
+    @property
+    def rows_written(self) -> int: ...
+    @property
+    def reports(self) -> dict[str, tuple[int, int]]: ...
+    @property
+    def seconds(self) -> float: ...
+
+class CassandraSink:
+    """`created_users` and `rejected_users` in `keyspace`, created if missing."""
+
+    def __init__(
+        self,
+        nodes: Sequence[str] = ["127.0.0.1:9042"],
+        keyspace: str = "spark_streams",
+        *,
+        replication_factor: int = 1,
+        concurrency: int = 256,
+        retries: int = 3,
+        backoff_seconds: float = 0.1,
+        request_timeout_seconds: float = 5.0,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None: ...
+    @property
+    def keyspace(self) -> str: ...
+
+class Engine:
+    """The pipelines of one process, each planned once and reused for every batch."""
+
+    def __init__(self, pipelines: Mapping[str, str | None] | None = None) -> None: ...
+    @property
+    def pipelines(self) -> list[str]: ...
+    def input_schema(self, pipeline: str) -> pa.Schema: ...
+    def output_schema(self, pipeline: str) -> pa.Schema: ...
+    def process(self, pipeline: str, batch: pa.RecordBatch) -> Processed: ...
+    def store(self, pipeline: str, processed: Processed, sinks: Sequence[CassandraSink]) -> Stored: ...
+
+def sql(query: str, tables: Mapping[str, pa.RecordBatch | Sequence[pa.RecordBatch]]) -> list[pa.RecordBatch]: ...

@@ -1,0 +1,412 @@
+//! `quiver._native`: the Rust core inside a Python process. It decodes and transforms
+//! Arrow batches with a pipeline's SQL, stores them through the Cassandra sink, and runs
+//! DataFusion SQL over batches. The Spark job's in-process engine uses it on the
+//! executors, with no network hop to a service.
+//!
+//! Batches cross between pyarrow and Rust without copies (`arrow_ffi`). Rust work runs
+//! with the GIL released, on a runtime made in the process that uses it (`runtime`).
+
+mod arrow_ffi;
+mod runtime;
+
+use arrow::array::RecordBatch;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use pyo3::create_exception;
+use pyo3::exceptions::{PyException, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use quiver_cassandra::{CassandraConfig, CassandraError};
+use quiver_core::{CoreError, PipelineSpec, Sink, SinkError, SinkSet};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+create_exception!(
+    quiver,
+    QuiverError,
+    PyException,
+    "Base class of quiver's errors."
+);
+create_exception!(
+    quiver,
+    PipelineError,
+    QuiverError,
+    "A pipeline's SQL or input is invalid; the same call will fail again."
+);
+create_exception!(
+    quiver,
+    SinkUnavailableError,
+    QuiverError,
+    "A sink could not be reached or timed out; retrying the batch can succeed."
+);
+create_exception!(
+    quiver,
+    SinkRejectedError,
+    QuiverError,
+    "A sink refused the batch; retrying the same batch will not help."
+);
+
+fn core_err(e: CoreError) -> PyErr {
+    PipelineError::new_err(e.to_string())
+}
+
+fn sink_err(e: SinkError) -> PyErr {
+    if e.is_retryable() {
+        SinkUnavailableError::new_err(e.to_string())
+    } else {
+        SinkRejectedError::new_err(e.to_string())
+    }
+}
+
+fn runtime_err(e: std::io::Error) -> PyErr {
+    PyRuntimeError::new_err(format!("starting quiver's tokio runtime failed: {e}"))
+}
+
+/// Runs a future to completion with the GIL released.
+fn block_on<F>(py: Python<'_>, future: F) -> PyResult<F::Output>
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    let rt = runtime::runtime().map_err(runtime_err)?;
+    Ok(py.detach(|| rt.block_on(future)))
+}
+
+/// The pipelines of one process, each planned once and reused for every batch.
+#[pyclass(frozen, module = "quiver")]
+struct Engine {
+    inner: Arc<quiver_core::Engine>,
+}
+
+#[pymethods]
+impl Engine {
+    /// `pipelines` maps a pipeline name to its SQL over `raw_users`, or to None for the
+    /// repository's `pipelines/users.sql`; by default the one `users` pipeline. Every
+    /// pipeline feeds the `cassandra` sink.
+    #[new]
+    #[pyo3(signature = (pipelines = None))]
+    fn new(py: Python<'_>, pipelines: Option<BTreeMap<String, Option<String>>>) -> PyResult<Self> {
+        let specs = match pipelines {
+            None => vec![PipelineSpec::users()],
+            Some(map) => map
+                .into_iter()
+                .map(|(name, sql)| {
+                    PipelineSpec::users_with_sql(
+                        &name,
+                        sql.as_deref().unwrap_or(quiver_core::pipeline::USERS_SQL),
+                    )
+                })
+                .collect(),
+        };
+        // No recent-output window: `sql()` takes the batches to query explicitly.
+        let engine = block_on(py, quiver_core::Engine::new(specs, 0))?.map_err(core_err)?;
+        Ok(Self {
+            inner: Arc::new(engine),
+        })
+    }
+
+    #[getter]
+    fn pipelines(&self) -> Vec<String> {
+        self.inner
+            .pipelines()
+            .map(|p| p.name().to_string())
+            .collect()
+    }
+
+    /// The Kafka-shaped schema `process` takes (Spark's Kafka source columns).
+    fn input_schema<'py>(&self, py: Python<'py>, pipeline: &str) -> PyResult<Bound<'py, PyAny>> {
+        let p = self.inner.pipeline(pipeline).map_err(core_err)?;
+        arrow_ffi::export_schema(py, &p.input_schema())
+    }
+
+    /// The schema of the rows `process` returns (the sink table's).
+    fn output_schema<'py>(&self, py: Python<'py>, pipeline: &str) -> PyResult<Bound<'py, PyAny>> {
+        let p = self.inner.pipeline(pipeline).map_err(core_err)?;
+        arrow_ffi::export_schema(py, &p.output_schema())
+    }
+
+    /// Decodes a Kafka-shaped batch and runs the pipeline's SQL over it. Records that
+    /// cannot be decoded come back in `rejects`, with the reason; they never fail the call.
+    fn process(
+        &self,
+        py: Python<'_>,
+        pipeline: &str,
+        batch: &Bound<'_, PyAny>,
+    ) -> PyResult<Processed> {
+        let p = self.inner.pipeline(pipeline).map_err(core_err)?;
+        let input = arrow_ffi::import_batch(batch)?;
+        let processed = block_on(py, async move { p.process(&input).await })?.map_err(core_err)?;
+        Ok(Processed { inner: processed })
+    }
+
+    /// Writes a processed batch to every sink of the pipeline. Returns only when all of
+    /// them stored it; raises `SinkUnavailableError` when a retry can help.
+    fn store(
+        &self,
+        py: Python<'_>,
+        pipeline: &str,
+        processed: &Processed,
+        sinks: Vec<PyRef<'_, CassandraSink>>,
+    ) -> PyResult<Stored> {
+        let p = self.inner.pipeline(pipeline).map_err(core_err)?;
+        let sinks = sinks
+            .iter()
+            .map(|s| s.connection(py).map(|c| c as Arc<dyn Sink>))
+            .collect::<PyResult<Vec<_>>>()?;
+        let sinks = SinkSet::new(&self.inner, sinks).map_err(core_err)?;
+        let processed = processed.inner.clone();
+        let stored =
+            block_on(py, async move { sinks.store(&p, &processed).await })?.map_err(sink_err)?;
+        Ok(Stored { inner: stored })
+    }
+}
+
+/// One batch after decoding and SQL.
+#[pyclass(frozen, module = "quiver")]
+struct Processed {
+    inner: quiver_core::Processed,
+}
+
+#[pymethods]
+impl Processed {
+    /// The transformed rows, a `pyarrow.RecordBatch` in the sink table's schema.
+    #[getter]
+    fn rows<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        arrow_ffi::export_batch(py, &self.inner.output)
+    }
+
+    /// Records that could not be decoded: Kafka coordinates, raw value and reason.
+    #[getter]
+    fn rejects<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        arrow_ffi::export_batch(py, &self.inner.rejects)
+    }
+
+    #[getter]
+    fn rows_in(&self) -> usize {
+        self.inner.rows_in
+    }
+
+    #[getter]
+    fn rows_out(&self) -> usize {
+        self.inner.output.num_rows()
+    }
+
+    #[getter]
+    fn rows_rejected(&self) -> usize {
+        self.inner.rejects.num_rows()
+    }
+
+    #[getter]
+    fn decode_seconds(&self) -> f64 {
+        self.inner.timings.decode.as_secs_f64()
+    }
+
+    #[getter]
+    fn sql_seconds(&self) -> f64 {
+        self.inner.timings.sql.as_secs_f64()
+    }
+}
+
+/// What `Engine.store` wrote.
+#[pyclass(frozen, module = "quiver")]
+struct Stored {
+    inner: quiver_core::Stored,
+}
+
+#[pymethods]
+impl Stored {
+    /// Rows every sink of the pipeline stored.
+    #[getter]
+    fn rows_written(&self) -> u64 {
+        self.inner.rows_written()
+    }
+
+    /// Per sink: (rows written, rejects written).
+    #[getter]
+    fn reports(&self) -> BTreeMap<String, (u64, u64)> {
+        self.inner
+            .reports
+            .iter()
+            .map(|(name, r)| (name.clone(), (r.rows_written, r.rejects_written)))
+            .collect()
+    }
+
+    #[getter]
+    fn seconds(&self) -> f64 {
+        self.inner.elapsed.as_secs_f64()
+    }
+}
+
+/// The Cassandra sink: `created_users` and `rejected_users` in `keyspace`, created if
+/// missing. It connects when made, and again in a forked child, whose inherited
+/// connections belong to the parent.
+#[pyclass(frozen, module = "quiver")]
+struct CassandraSink {
+    config: CassandraConfig,
+    connection: Mutex<Option<(u32, Arc<quiver_cassandra::CassandraSink>)>>,
+}
+
+impl CassandraSink {
+    fn connection(&self, py: Python<'_>) -> PyResult<Arc<quiver_cassandra::CassandraSink>> {
+        let pid = std::process::id();
+        let mut slot = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((owner, sink)) = slot.as_ref()
+            && *owner == pid
+        {
+            return Ok(sink.clone());
+        }
+        if let Some((_, inherited)) = slot.take() {
+            // Its driver tasks ran on the parent's runtime; dropping it here could block.
+            std::mem::forget(inherited);
+        }
+        let config = self.config.clone();
+        let sink = block_on(py, quiver_cassandra::CassandraSink::connect(config))?.map_err(
+            |e| match e {
+                CassandraError::BadKeyspace(_) => PyValueError::new_err(e.to_string()),
+                CassandraError::Connect { .. } => SinkUnavailableError::new_err(e.to_string()),
+                CassandraError::Schema { .. } => SinkRejectedError::new_err(e.to_string()),
+            },
+        )?;
+        let sink = Arc::new(sink);
+        *slot = Some((pid, sink.clone()));
+        Ok(sink)
+    }
+}
+
+#[pymethods]
+impl CassandraSink {
+    #[new]
+    #[pyo3(signature = (
+        nodes = vec!["127.0.0.1:9042".to_string()],
+        keyspace = "spark_streams".to_string(),
+        *,
+        replication_factor = 1,
+        concurrency = 256,
+        retries = 3,
+        backoff_seconds = 0.1,
+        request_timeout_seconds = 5.0,
+        username = None,
+        password = None,
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        nodes: Vec<String>,
+        keyspace: String,
+        replication_factor: u32,
+        concurrency: usize,
+        retries: u32,
+        backoff_seconds: f64,
+        request_timeout_seconds: f64,
+        username: Option<String>,
+        password: Option<String>,
+    ) -> PyResult<Self> {
+        let seconds = |name: &str, v: f64| {
+            Duration::try_from_secs_f64(v).map_err(|_| {
+                PyValueError::new_err(format!("{name}={v} must be a number of seconds ≥ 0"))
+            })
+        };
+        let credentials = match (username, password) {
+            (Some(u), Some(p)) => Some((u, p)),
+            (None, None) => None,
+            _ => {
+                return Err(PyValueError::new_err(
+                    "Cassandra credentials need both username and password",
+                ));
+            }
+        };
+        if concurrency == 0 {
+            return Err(PyValueError::new_err("concurrency must be at least 1"));
+        }
+        let sink = Self {
+            config: CassandraConfig {
+                nodes,
+                keyspace,
+                replication_factor,
+                concurrency,
+                retries,
+                backoff: seconds("backoff_seconds", backoff_seconds)?,
+                request_timeout: seconds("request_timeout_seconds", request_timeout_seconds)?,
+                credentials,
+            },
+            connection: Mutex::new(None),
+        };
+        // Connect now, so that a wrong address fails here and not at the first batch.
+        sink.connection(py)?;
+        Ok(sink)
+    }
+
+    #[getter]
+    fn keyspace(&self) -> &str {
+        &self.config.keyspace
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "CassandraSink(nodes={:?}, keyspace={:?})",
+            self.config.nodes, self.config.keyspace
+        )
+    }
+}
+
+/// Runs DataFusion SQL over in-memory batches: `tables` maps each table name to a record
+/// batch or a list of batches of one schema. Returns the result batches.
+#[pyfunction]
+fn sql<'py>(
+    py: Python<'py>,
+    query: &str,
+    tables: BTreeMap<String, Bound<'py, PyAny>>,
+) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    let mut registered = Vec::with_capacity(tables.len());
+    for (name, value) in tables {
+        let batches: Vec<RecordBatch> = if value.hasattr("__arrow_c_array__")? {
+            vec![arrow_ffi::import_batch(&value)?]
+        } else {
+            value
+                .try_iter()?
+                .map(|b| arrow_ffi::import_batch(&b?))
+                .collect::<PyResult<_>>()?
+        };
+        let Some(first) = batches.first() else {
+            return Err(PyValueError::new_err(format!(
+                "table `{name}` has no batches; pass at least one (it may have 0 rows) so its schema is known"
+            )));
+        };
+        let schema = first.schema();
+        let table = MemTable::try_new(schema, vec![batches])
+            .map_err(|e| PyValueError::new_err(format!("table `{name}`: {e}")))?;
+        registered.push((name, table));
+    }
+    let query = query.to_string();
+    let results = block_on(py, async move {
+        let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
+        for (name, table) in registered {
+            ctx.register_table(name.as_str(), Arc::new(table))?;
+        }
+        ctx.sql(&query).await?.collect().await
+    })?
+    .map_err(|e| PipelineError::new_err(format!("SQL failed: {}", e.strip_backtrace())))?;
+    results
+        .iter()
+        .map(|b| arrow_ffi::export_batch(py, b))
+        .collect()
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add_class::<Engine>()?;
+    m.add_class::<Processed>()?;
+    m.add_class::<Stored>()?;
+    m.add_class::<CassandraSink>()?;
+    m.add_function(wrap_pyfunction!(sql, m)?)?;
+    m.add("QuiverError", py.get_type::<QuiverError>())?;
+    m.add("PipelineError", py.get_type::<PipelineError>())?;
+    m.add(
+        "SinkUnavailableError",
+        py.get_type::<SinkUnavailableError>(),
+    )?;
+    m.add("SinkRejectedError", py.get_type::<SinkRejectedError>())?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
