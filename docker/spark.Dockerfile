@@ -50,7 +50,6 @@ COPY --from=proto /out/ /opt/quiver/spark-app/src/quiver_spark/
 ENV SPARK_HOME=/opt/spark \
     PATH=/opt/spark/bin:$PATH \
     PYTHONPATH=/opt/quiver/spark-app/src \
-    SPARK_DAEMON_MEMORY=512m \
-    QUIVER_STATE_DIR=/var/lib/quiver
+    SPARK_DAEMON_MEMORY=512m
 WORKDIR /opt/spark/work-dir
 USER 185
