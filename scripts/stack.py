@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# Partitions of a topic made by `scripts/stack topic` (compose.yaml's kafka-init makes the same).
+TOPIC_PARTITIONS = 4
 
 
 def _env(name: str, default: str) -> str:
@@ -1082,7 +1084,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.add_argument("-n", "--lines", type=int, default=40)
     topic = sub.add_parser("topic", help="create a Kafka topic if it is missing")
     topic.add_argument("name")
-    topic.add_argument("--partitions", type=int, default=4)
+    topic.add_argument("--partitions", type=int, default=TOPIC_PARTITIONS)
     sub.add_parser("env", help="print the stack's addresses as shell exports")
     sub.add_parser("spark-submit", help="spark-submit to the stack's master with the Kafka connector jars")
     argv = sys.argv[1:] if argv is None else argv

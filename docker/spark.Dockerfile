@@ -1,0 +1,55 @@
+# Spark standalone (master, workers) and the streaming job's driver: Apache Spark from the
+# official apache/spark image, Spark's Kafka connector, the Python packages the executors
+# need (versions from scripts/requirements.txt) and spark-app/ with its proto bindings.
+# Build from the repository root: docker build -f docker/spark.Dockerfile -t quiver-spark:0.1.0 .
+
+# The connector jars, resolved by the same POM as scripts/setup's.
+FROM maven:3.9.11-eclipse-temurin-17 AS connector
+WORKDIR /build
+COPY scripts/versions.env scripts/maven/settings.xml scripts/maven/spark-kafka.xml ./
+RUN . ./versions.env \
+    && mvn -B -q -s settings.xml -f spark-kafka.xml dependency:copy-dependencies \
+        -DincludeScope=runtime -DoutputDirectory=/jars \
+        -Dspark.version="$SPARK_VERSION" -Dscala.binary.version="$SCALA_BINARY_VERSION"
+
+# proto/quiver.proto's Python bindings, as scripts/gen-proto makes them.
+FROM python:3.11.14-slim-bookworm AS proto
+WORKDIR /build
+COPY scripts/requirements.txt proto/quiver.proto ./
+RUN grep -E '^(grpcio-tools|protobuf)==' requirements.txt > pins.txt \
+    && pip install --no-cache-dir -r pins.txt \
+    && mkdir /out \
+    && python -m grpc_tools.protoc -I . --python_out=/out --pyi_out=/out quiver.proto
+
+FROM apache/spark:4.0.0-scala2.13-java17-ubuntu AS spark
+
+# The official image's Python is Ubuntu 22.04's 3.10, which the pinned pyarrow and numpy
+# do not support and which would differ from Airflow's: PySpark refuses executors whose
+# Python minor version differs from the driver's. So Spark runs on the project's Python.
+FROM python:3.11.14-slim-bookworm
+# Debian's slim images drop the man folders that the JRE's install scripts link into.
+# hadolint ignore=DL3008
+RUN mkdir -p /usr/share/man/man1 \
+    && apt-get update \
+    && apt-get install -y --no-install-recommends openjdk-17-jre-headless procps \
+    && rm -rf /var/lib/apt/lists/*
+COPY scripts/requirements.txt /tmp/requirements.txt
+RUN grep -E '^(pyarrow|pandas|numpy|protobuf)==' /tmp/requirements.txt > /tmp/executor.txt \
+    && pip install --no-cache-dir -r /tmp/executor.txt \
+    && rm /tmp/requirements.txt /tmp/executor.txt
+# The uid of the official image's spark user, so files it owns keep their owner.
+RUN useradd --system --uid 185 --gid 0 --home-dir /opt/spark --shell /bin/bash spark \
+    && mkdir -p /var/lib/quiver/checkpoints \
+    && chown spark:0 /var/lib/quiver/checkpoints
+COPY --from=spark --chown=spark:0 /opt/spark /opt/spark
+COPY --from=connector /jars/ /opt/spark/jars/
+COPY docker/spark-defaults.conf /opt/spark/conf/spark-defaults.conf
+COPY docker/spark_health.py /opt/quiver/spark_health.py
+COPY spark-app /opt/quiver/spark-app
+COPY --from=proto /out/ /opt/quiver/spark-app/src/quiver_spark/
+ENV SPARK_HOME=/opt/spark \
+    PATH=/opt/spark/bin:$PATH \
+    PYTHONPATH=/opt/quiver/spark-app/src \
+    SPARK_DAEMON_MEMORY=512m
+WORKDIR /opt/spark/work-dir
+USER 185
