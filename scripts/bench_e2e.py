@@ -1,0 +1,278 @@
+"""End-to-end benchmark of the whole pipeline on the local stack, with every component
+running: Kafka → Spark standalone → transformation → Cassandra. Run it through
+`scripts/bench e2e`; it needs the stack up and release builds (it makes them).
+
+For each variant (the job's flight engine with a release `quiver serve`, its in-process
+engine, and the seed-style job of scripts/bench_seed_job.py) it starts the streaming job
+on a new topic and keyspace, then:
+
+1. warm-up: 2,000 users, waited for in Cassandra (executors and Python workers started);
+2. throughput: --users users produced at full speed; sustained throughput is those users
+   divided by the time from the first one's Kafka timestamp to the last processed_at;
+3. latency: --rate users per second for --seconds; per row, processed_at minus the Kafka
+   timestamp; p50/p95/p99 over the rows of this phase.
+
+The job runs with a processing-time trigger of 0 (each micro-batch starts when the last
+one ends) and --max-offsets-per-trigger. Results: a table on stdout and JSON (--out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import stack
+
+ROOT = stack.ROOT
+VARIANTS = ("flight", "inprocess", "seed")
+WARMUP_USERS = 2000
+
+
+@dataclass
+class Result:
+    variant: str
+    users: int
+    throughput_msgs_s: float
+    latency_rate: float
+    latency_rows: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    return sorted_values[min(len(sorted_values) - 1, round(q * (len(sorted_values) - 1)))]
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, settings: stack.Settings):
+        self.args = args
+        self.s = settings
+        target = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache" / "quiver" / "target"))
+        self.quiver = target / "release" / "quiver"
+        self.cassandra = f"{settings.host}:{settings.cassandra_port}"
+        self.logs = settings.state / "logs" / "bench-e2e"
+        self.logs.mkdir(parents=True, exist_ok=True)
+
+    def produce(self, topic: str, count: int, seed: int, rate: float | None = None) -> None:
+        argv = [str(self.quiver), "produce", "--source", "synthetic", "--count", str(count), "--seed", str(seed)]
+        argv += ["--topic", topic, "--partitions", str(self.args.partitions)]
+        argv += ["--bootstrap-servers", self.s.kafka_bootstrap]
+        if rate:
+            argv += ["--rate", str(rate)]
+        done = subprocess.run(argv, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"quiver produce failed:\n{done.stderr[-3000:]}")
+
+    def session(self):
+        from cassandra.cluster import Cluster
+
+        host, port = self.cassandra.rsplit(":", 1)
+        cluster = Cluster([host], port=int(port))
+        return cluster, cluster.connect()
+
+    def last_ids(self, topic: str) -> list[uuid.UUID]:
+        """The keys (user ids) of the newest message in each partition of `topic`."""
+        from confluent_kafka import Consumer, TopicPartition
+
+        consumer = Consumer({"bootstrap.servers": self.s.kafka_bootstrap, "group.id": f"{topic}-bench"})
+        try:
+            wanted = []
+            for p in range(self.args.partitions):
+                _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                if high > 0:
+                    wanted.append(TopicPartition(topic, p, high - 1))
+            consumer.assign(wanted)
+            keys: list[uuid.UUID] = []
+            while len(keys) < len(wanted):
+                message = consumer.poll(10)
+                if message is None:
+                    raise SystemExit(f"could not read the newest messages of {topic}")
+                if message.error() is None:
+                    keys.append(uuid.UUID(message.key().decode()))
+            return keys
+        finally:
+            consumer.close()
+
+    def wait_for(self, topic: str, keyspace: str, count: int, job: subprocess.Popen, log: Path, timeout: float):
+        """Until the newest user of every partition is in Cassandra (point reads, which
+        barely load it), then until created_users holds `count` rows (one full count)."""
+        from cassandra import InvalidRequest
+
+        ids = self.last_ids(topic)
+        cluster, session = self.session()
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                if job.poll() is not None:
+                    raise SystemExit(f"the job exited with {job.returncode}:\n{log.read_text()[-4000:]}")
+                try:
+                    found = session.execute(f"SELECT id FROM {keyspace}.created_users WHERE id IN %s", (tuple(ids),))
+                    if len(list(found)) == len(ids):
+                        query = f"SELECT count(*) FROM {keyspace}.created_users"
+                        if session.execute(query, timeout=120).one()[0] >= count:
+                            return
+                except InvalidRequest:  # the table appears with the first write
+                    pass
+                time.sleep(0.2)
+        finally:
+            cluster.shutdown()
+        raise SystemExit(f"{keyspace}.created_users did not reach {count} rows in {timeout:.0f} s; see {log}")
+
+    def timings(self, keyspace: str) -> list[tuple[float, float]]:
+        cluster, session = self.session()
+        try:
+            rows = session.execute(f"SELECT event_time, processed_at FROM {keyspace}.created_users", timeout=120)
+            return [(r.event_time.timestamp(), r.processed_at.timestamp()) for r in rows]
+        finally:
+            cluster.shutdown()
+
+    def job_command(self, variant: str, topic: str, keyspace: str, endpoint: str | None) -> list[str]:
+        checkpoint = self.s.state / "checkpoints" / f"bench-{topic}"
+        common = ["--bootstrap-servers", self.s.kafka_bootstrap, "--topic", topic]
+        common += ["--checkpoint-location", str(checkpoint), "--trigger", "0 seconds"]
+        common += ["--max-offsets-per-trigger", str(self.args.max_offsets_per_trigger)]
+        submit = [str(ROOT / "scripts" / "spark-submit")]
+        if variant == "seed":
+            seed = ["--cassandra-nodes", self.cassandra, "--keyspace", keyspace]
+            return [*submit, str(ROOT / "scripts" / "bench_seed_job.py"), *common, *seed]
+        engine = ["--engine", variant]
+        if variant == "flight":
+            engine += ["--flight-endpoint", endpoint]
+        else:
+            engine += ["--cassandra-nodes", self.cassandra, "--cassandra-keyspace", keyspace]
+        return [*submit, str(ROOT / "spark-app" / "stream_users.py"), *common, *engine]
+
+    def run(self, variant: str) -> Result:
+        name = f"bench_{variant}_{uuid.uuid4().hex[:8]}"
+        log = self.logs / f"{name}.log"
+        serve = None
+        endpoint = None
+        if variant == "flight":
+            port = _free_port()
+            endpoint = f"grpc://127.0.0.1:{port}"
+            env = {**os.environ, "QUIVER_CASSANDRA_NODES": self.cassandra, "QUIVER_CASSANDRA_KEYSPACE": name}
+            argv = [str(self.quiver), "serve", "--flight-listen", f"127.0.0.1:{port}"]
+            argv += ["--http-listen", f"127.0.0.1:{_free_port()}"]
+            serve = subprocess.Popen(
+                argv, env=env, stdout=(self.logs / f"{name}-serve.log").open("w"), stderr=subprocess.STDOUT
+            )
+            time.sleep(3)
+            if serve.poll() is not None:
+                raise SystemExit(f"quiver serve exited; see {self.logs / f'{name}-serve.log'}")
+        print(f"{variant}: topic and keyspace {name}; job log {log}", file=sys.stderr, flush=True)
+        # The topic exists (with its partitions) before the job subscribes to it.
+        self.produce(name, 1, seed=1)
+        with log.open("w") as out:
+            job = subprocess.Popen(
+                self.job_command(variant, name, name, endpoint), stdout=out, stderr=subprocess.STDOUT
+            )
+        try:
+            self.produce(name, WARMUP_USERS - 1, seed=2)
+            self.wait_for(name, name, WARMUP_USERS, job, log, timeout=300)
+
+            started = time.time()
+            self.produce(name, self.args.users, seed=3)
+            self.wait_for(name, name, WARMUP_USERS + self.args.users, job, log, timeout=1800)
+
+            latency_started = time.time()
+            total = round(self.args.rate * self.args.seconds)
+            self.produce(name, total, seed=4, rate=self.args.rate)
+            self.wait_for(name, name, WARMUP_USERS + self.args.users + total, job, log, timeout=600)
+        finally:
+            job.terminate()
+            try:
+                job.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                job.kill()
+            if serve is not None:
+                serve.terminate()
+                serve.wait(timeout=60)
+
+        rows = self.timings(name)
+        throughput = [(e, p) for e, p in rows if started <= e < latency_started]
+        latency = sorted((p - e) * 1000 for e, p in rows if e >= latency_started)
+        first_event = min(e for e, _ in throughput)
+        last_processed = max(p for _, p in throughput)
+        return Result(
+            variant=variant,
+            users=len(throughput),
+            throughput_msgs_s=len(throughput) / (last_processed - first_event),
+            latency_rate=self.args.rate,
+            latency_rows=len(latency),
+            p50_ms=percentile(latency, 0.50),
+            p95_ms=percentile(latency, 0.95),
+            p99_ms=percentile(latency, 0.99),
+            max_ms=latency[-1],
+        )
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=1_000_000, help="users in the throughput phase")
+    parser.add_argument("--rate", type=float, default=10_000, help="users per second in the latency phase")
+    parser.add_argument("--seconds", type=float, default=30, help="length of the latency phase")
+    parser.add_argument("--partitions", type=int, default=2, help="Kafka partitions of each topic")
+    parser.add_argument("--max-offsets-per-trigger", type=int, default=200_000)
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated: " + ", ".join(VARIANTS))
+    parser.add_argument("--out", type=Path, help="also write the results as JSON here")
+    args = parser.parse_args(argv)
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = set(variants) - set(VARIANTS)
+    if unknown:
+        parser.error(f"unknown variants {sorted(unknown)}; choose from {', '.join(VARIANTS)}")
+
+    bench = Bench(args, stack.Settings())
+    if not bench.quiver.is_file():
+        parser.error(f"the release binary is missing ({bench.quiver}): scripts/bench e2e builds it")
+    results = [bench.run(v) for v in variants]
+
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    print(f"\nmachine: {os.cpu_count()} cores ({cpu}), {platform.platform()}")
+    print(
+        f"workload: {args.users:,} users at full speed, then {args.rate:,.0f}/s for {args.seconds:.0f} s; "
+        f"{args.partitions} partitions, max {args.max_offsets_per_trigger:,} offsets per trigger\n"
+    )
+    print("| variant | throughput (msgs/s) | p50 (ms) | p95 (ms) | p99 (ms) | max (ms) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for r in results:
+        print(
+            f"| {r.variant} | {r.throughput_msgs_s:,.0f} | {r.p50_ms:,.0f} | {r.p95_ms:,.0f} | {r.p99_ms:,.0f} "
+            f"| {r.max_ms:,.0f} |"
+        )
+    by_name = {r.variant: r for r in results}
+    for a, b in (("flight", "seed"), ("inprocess", "seed"), ("inprocess", "flight")):
+        if a in by_name and b in by_name:
+            ratio = by_name[a].throughput_msgs_s / by_name[b].throughput_msgs_s
+            print(f"throughput {a} / {b}: {ratio:.2f}x")
+    if args.out:
+        args.out.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
