@@ -1,6 +1,7 @@
 # Spark standalone (master, workers) and the streaming job's driver: Apache Spark from the
 # official apache/spark image, Spark's Kafka connector, the Python packages the executors
-# need (versions from scripts/requirements.txt) and spark-app/ with its proto bindings.
+# need (versions from scripts/requirements.txt), quiver's Python module (the job's
+# in-process engine) and spark-app/ with its proto bindings.
 # Build from the repository root: docker build -f docker/spark.Dockerfile -t quiver-spark:0.1.0 .
 
 # The connector jars, resolved by the same POM as scripts/setup's.
@@ -21,6 +22,25 @@ RUN grep -E '^(grpcio-tools|protobuf)==' requirements.txt > pins.txt \
     && mkdir /out \
     && python -m grpc_tools.protoc -I . --python_out=/out --pyi_out=/out quiver.proto
 
+# quiver's Python module (rust/quiver-py), built by maturin as scripts/setup builds it.
+FROM rust:1.95.0-slim-bookworm AS module
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends g++ make python3 python3-venv \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY scripts/requirements.txt ./
+RUN grep -E '^maturin==' requirements.txt > maturin.txt \
+    && python3 -m venv /opt/maturin \
+    && /opt/maturin/bin/pip install --no-cache-dir -r maturin.txt
+COPY Cargo.toml Cargo.lock ./
+COPY rust rust
+COPY proto proto
+COPY pipelines pipelines
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    /opt/maturin/bin/maturin build --release --locked -m rust/quiver-py/Cargo.toml -o /wheels
+
 FROM apache/spark:4.0.0-scala2.13-java17-ubuntu AS spark
 
 # The official image's Python is Ubuntu 22.04's 3.10, which the pinned pyarrow and numpy
@@ -34,9 +54,10 @@ RUN mkdir -p /usr/share/man/man1 \
     && apt-get install -y --no-install-recommends openjdk-17-jre-headless procps \
     && rm -rf /var/lib/apt/lists/*
 COPY scripts/requirements.txt /tmp/requirements.txt
+COPY --from=module /wheels/ /tmp/wheels/
 RUN grep -E '^(pyarrow|pandas|numpy|protobuf)==' /tmp/requirements.txt > /tmp/executor.txt \
-    && pip install --no-cache-dir -r /tmp/executor.txt \
-    && rm /tmp/requirements.txt /tmp/executor.txt
+    && pip install --no-cache-dir -r /tmp/executor.txt /tmp/wheels/quiver-*.whl \
+    && rm -r /tmp/requirements.txt /tmp/executor.txt /tmp/wheels
 # The uid of the official image's spark user, so files it owns keep their owner.
 RUN useradd --system --uid 185 --gid 0 --home-dir /opt/spark --shell /bin/bash spark \
     && mkdir -p /var/lib/quiver/checkpoints \
