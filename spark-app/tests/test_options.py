@@ -58,6 +58,7 @@ def test_token_comes_from_a_file_or_the_environment(tmp_path):
         (["--pipeline-sql", "/etc/hostname"], "--pipeline-sql applies to --engine inprocess"),
         (["--engine", "inprocess", "--pipeline-sql", "/nonexistent.sql"], "--pipeline-sql /nonexistent.sql: No such"),
         (["--cassandra-username", "quiver"], "need both --cassandra-username and --cassandra-password-file"),
+        (["--flight-endpoint", "grpc+tls://svc:50051"], "speaks TLS: give the CA certificate with --tls-ca-file"),
     ],
 )
 def test_bad_settings_name_the_problem(argv, message, capsys):

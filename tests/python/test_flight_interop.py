@@ -7,8 +7,10 @@ Each server runs with `--sink none` on free ports and is stopped by its PID.
 from __future__ import annotations
 
 import os
+import subprocess
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.flight as flight
@@ -23,13 +25,27 @@ def exchange_command(pipeline: str, return_rows: bool = False) -> bytes:
     return ExchangeCommand(pipeline=pipeline, batch_id=1, return_rows=return_rows).SerializeToString()
 
 
-def start(token: str | None, tmp) -> Iterator[Serve]:
+def start(token: str | None, tmp, extra_env: dict[str, str] | None = None) -> Iterator[Serve]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUIVER_")}
     env["RUST_LOG"] = "warn"
     if token:
         env["QUIVER_TOKEN"] = token
+    env.update(extra_env or {})
     with running_serve(["--sink", "none"], env, tmp / "serve.log") as server:
         yield server
+
+
+def make_certificates(folder: Path) -> None:
+    """ca.pem, and server.pem/server.key for 127.0.0.1 signed by it (openssl CLI)."""
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    (folder / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n")
+    for argv in (
+        ["req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=quiver test CA"],
+        ["req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"],
+        ["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial"]
+        + ["-out", "server.pem", "-days", "1", "-extfile", "ext.cnf"],
+    ):
+        subprocess.run(["openssl", *argv], cwd=folder, check=True, capture_output=True)
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +168,22 @@ def test_a_token_is_required_when_configured(secured: Serve) -> None:
         list(client.list_flights(options=wrong))
     right = flight.FlightCallOptions(headers=[(b"authorization", b"Bearer interop-token-123")])
     assert [f.descriptor.path[0] for f in client.list_flights(options=right)] == [b"users"]
+
+
+def test_the_spark_jobs_client_speaks_tls(tmp_path: Path) -> None:
+    """`quiver serve` with a certificate, and the job's own exchange() over grpc+tls."""
+    from quiver_spark.exchange import ExchangeError, Target, exchange
+
+    make_certificates(tmp_path)
+    tls = {"QUIVER_TLS_CERT_FILE": str(tmp_path / "server.pem"), "QUIVER_TLS_KEY_FILE": str(tmp_path / "server.key")}
+    for server in start(None, tmp_path, tls):
+        location = server.location.replace("grpc://", "grpc+tls://")
+        target = Target(location, "users", (tmp_path / "ca.pem").read_bytes(), None, 30.0, 64 * 1024 * 1024)
+        acks = exchange(target, 1, 0, 0, [kafka_batch(good_values(3, 900))])
+        assert acks.column("rows_out").to_pylist() == [3]
+        other = tmp_path / "other"
+        other.mkdir()
+        make_certificates(other)
+        untrusted = Target(location, "users", (other / "ca.pem").read_bytes(), None, 30.0, 64 * 1024 * 1024)
+        with pytest.raises(ExchangeError, match="failed"):
+            exchange(untrusted, 1, 0, 0, [kafka_batch(good_values(1))])

@@ -52,7 +52,7 @@ fn bench(c: &mut Criterion) {
     let addr = listener.local_addr().expect("bound");
     let config = ServiceConfig {
         max_message_bytes: MAX,
-        token: None,
+        ..ServiceConfig::default()
     };
     rt.spawn(quiver_flight::serve(
         listener,

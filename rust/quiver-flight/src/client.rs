@@ -6,7 +6,7 @@ use arrow::datatypes::SchemaRef;
 use arrow_flight::{FlightClient, Ticket, error::FlightError};
 use futures::TryStreamExt;
 use prost::Message;
-use tonic::transport::Endpoint;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -24,6 +24,10 @@ pub enum ClientError {
         endpoint: String,
         source: tonic::transport::Error,
     },
+    #[error(
+        "`{endpoint}` is a TLS endpoint: give the certificate of the CA that signed the server's (--tls-ca-file, QUIVER_TLS_CA_FILE)"
+    )]
+    NoCa { endpoint: String },
     #[error("the token is not a valid header value")]
     BadToken,
     #[error("{0}")]
@@ -31,17 +35,28 @@ pub enum ClientError {
 }
 
 /// Connects with message limits raised to `max_message_bytes` and, when given, the
-/// bearer token on every call.
+/// bearer token on every call. A `grpc+tls://` endpoint needs `tls_ca_pem`, the PEM
+/// certificate of the CA that signed the server's.
 pub async fn connect(
     endpoint: &str,
     token: Option<&str>,
+    tls_ca_pem: Option<&[u8]>,
     max_message_bytes: usize,
 ) -> Result<FlightClient, ClientError> {
-    let channel = Endpoint::from_shared(tonic_url(endpoint))
-        .map_err(|source| ClientError::BadEndpoint {
+    let bad = |source| ClientError::BadEndpoint {
+        endpoint: endpoint.into(),
+        source,
+    };
+    let mut channel = Endpoint::from_shared(tonic_url(endpoint)).map_err(bad)?;
+    if endpoint.starts_with("grpc+tls://") || endpoint.starts_with("https://") {
+        let ca = tls_ca_pem.ok_or_else(|| ClientError::NoCa {
             endpoint: endpoint.into(),
-            source,
-        })?
+        })?;
+        channel = channel
+            .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)))
+            .map_err(bad)?;
+    }
+    let channel = channel
         .connect()
         .await
         .map_err(|source| ClientError::Connect {
@@ -60,12 +75,14 @@ pub async fn connect(
     Ok(client)
 }
 
-/// Flight clients in other languages (pyarrow, the Spark job) name a plaintext endpoint
-/// `grpc://host:port` or `grpc+tcp://host:port`; tonic wants the `http://` form. Both are
-/// accepted so one endpoint setting serves every client.
+/// Flight clients in other languages (pyarrow, the Spark job) name endpoints
+/// `grpc://host:port` (or `grpc+tcp://`) and `grpc+tls://host:port`; tonic wants the
+/// `http://` and `https://` forms. Both are accepted so one endpoint setting serves every
+/// client.
 fn tonic_url(endpoint: &str) -> String {
     match endpoint.split_once("://") {
         Some(("grpc" | "grpc+tcp", rest)) => format!("http://{rest}"),
+        Some(("grpc+tls", rest)) => format!("https://{rest}"),
         _ => endpoint.to_string(),
     }
 }

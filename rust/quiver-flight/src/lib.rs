@@ -11,4 +11,4 @@ pub mod proto {
 }
 
 pub use metrics::Metrics;
-pub use service::{QuiverFlight, ServeError, ServiceConfig, serve};
+pub use service::{QuiverFlight, ServeError, ServiceConfig, TlsIdentity, serve};

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tonic::metadata::MetadataMap;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Identity, ServerTlsConfig};
 use tonic::{Request, Response, Status, Streaming};
 
 /// Settings of the Flight endpoint.
@@ -34,6 +35,37 @@ pub struct ServiceConfig {
     pub max_message_bytes: usize,
     /// When set, every call must carry `authorization: Bearer <token>`.
     pub token: Option<String>,
+    /// When set, the endpoint speaks TLS only (clients use `grpc+tls://`).
+    pub tls: Option<TlsIdentity>,
+}
+
+/// The server's certificate chain and private key, PEM-encoded.
+#[derive(Clone)]
+pub struct TlsIdentity {
+    cert_pem: Vec<u8>,
+    key_pem: Vec<u8>,
+}
+
+impl TlsIdentity {
+    /// Checks that the two parse as a certificate chain and its key, so that a bad file
+    /// is a start-up error.
+    pub fn new(cert_pem: Vec<u8>, key_pem: Vec<u8>) -> Result<Self, ServeError> {
+        let identity = Self { cert_pem, key_pem };
+        tonic::transport::Server::builder()
+            .tls_config(identity.server_config())
+            .map_err(ServeError::Tls)?;
+        Ok(identity)
+    }
+
+    fn server_config(&self) -> ServerTlsConfig {
+        ServerTlsConfig::new().identity(Identity::from_pem(&self.cert_pem, &self.key_pem))
+    }
+}
+
+impl std::fmt::Debug for TlsIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsIdentity { .. }")
+    }
 }
 
 impl Default for ServiceConfig {
@@ -41,6 +73,7 @@ impl Default for ServiceConfig {
         Self {
             max_message_bytes: 256 * 1024 * 1024,
             token: None,
+            tls: None,
         }
     }
 }
@@ -52,6 +85,10 @@ pub enum ServeError {
         addr: String,
         source: tonic::transport::Error,
     },
+    #[error(
+        "the TLS certificate or key of the Flight server is unusable (PEM files expected): {0}"
+    )]
+    Tls(tonic::transport::Error),
 }
 
 /// The service state, cheap to clone (one per connection).
@@ -513,7 +550,13 @@ pub async fn serve(
         None => Ok(req),
     };
     let service = tonic::service::interceptor::InterceptedService::new(server, auth);
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &config.tls {
+        builder = builder
+            .tls_config(tls.server_config())
+            .map_err(ServeError::Tls)?;
+    }
+    builder
         .add_service(service)
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
         .await

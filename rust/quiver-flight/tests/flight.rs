@@ -15,7 +15,7 @@ use quiver_core::synth::{kafka_batch, users_batch};
 use quiver_core::{Engine, NoSink, PipelineSpec, Sink, SinkError, SinkReport, SinkSet};
 use quiver_flight::client::{connect, sql};
 use quiver_flight::proto::{BatchAck, ExchangeCommand, SqlQuery};
-use quiver_flight::{Metrics, QuiverFlight, ServiceConfig};
+use quiver_flight::{Metrics, QuiverFlight, ServiceConfig, TlsIdentity};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 use tonic::Code;
@@ -86,7 +86,7 @@ async fn start() -> Server {
 }
 
 async fn client(s: &Server) -> FlightClient {
-    connect(&s.endpoint, None, MAX).await.unwrap()
+    connect(&s.endpoint, None, None, MAX).await.unwrap()
 }
 
 fn command(pipeline: &str, return_rows: bool) -> FlightDescriptor {
@@ -387,7 +387,7 @@ async fn a_failed_sink_write_is_an_error_never_an_ack() {
 async fn an_oversized_message_is_refused() {
     let config = ServiceConfig {
         max_message_bytes: 64 * 1024,
-        token: None,
+        ..ServiceConfig::default()
     };
     let s = start_with(Arc::new(NoSink), config).await;
     let mut c = client(&s).await;
@@ -427,11 +427,13 @@ async fn with_a_token_every_call_needs_it() {
     );
     assert_eq!(code_, Code::Unauthenticated);
 
-    let mut wrong = connect(&s.endpoint, Some("guess"), MAX).await.unwrap();
+    let mut wrong = connect(&s.endpoint, Some("guess"), None, MAX)
+        .await
+        .unwrap();
     let (code_, _) = code(wrong.list_flights("").await.err().unwrap());
     assert_eq!(code_, Code::Unauthenticated);
 
-    let mut right = connect(&s.endpoint, Some("s3cret-token"), MAX)
+    let mut right = connect(&s.endpoint, Some("s3cret-token"), None, MAX)
         .await
         .unwrap();
     let acks = exchange_acks(&mut right, command("users", false), vec![users_batch(1, 2)])
@@ -439,4 +441,118 @@ async fn with_a_token_every_call_needs_it() {
         .unwrap();
     assert_eq!(acks[0].rows_out, 2);
     s.stop().await;
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, made with the openssl CLI.
+fn tls_files(dir: &std::path::Path) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    std::fs::create_dir_all(dir).unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl is installed");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"],
+        &ec[..],
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=quiver test CA",
+        ],
+    ]
+    .concat());
+    run(&[
+        &["req"],
+        &ec[..],
+        &[
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    ]
+    .concat());
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
+    (read("ca.pem"), read("server.pem"), read("server.key"))
+}
+
+#[tokio::test]
+async fn tls_endpoint_serves_clients_that_trust_its_ca_only() {
+    let dir = std::env::temp_dir().join(format!("quiver-tls-{}", std::process::id()));
+    let (ca, cert, key) = tls_files(&dir);
+    let config = ServiceConfig {
+        tls: Some(TlsIdentity::new(cert, key).expect("valid PEM")),
+        ..ServiceConfig::default()
+    };
+    let s = start_with(Arc::new(NoSink), config).await;
+    let tls_endpoint = s.endpoint.replace("http://", "grpc+tls://");
+
+    let mut client = connect(&tls_endpoint, None, Some(&ca), MAX).await.unwrap();
+    let flights: Vec<_> = client
+        .list_flights("")
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(flights.len(), 1, "the users pipeline, over TLS");
+
+    let err = connect(&tls_endpoint, None, None, MAX).await.unwrap_err();
+    assert!(err.to_string().contains("--tls-ca-file"), "{err}");
+    let mut plaintext = connect(&s.endpoint, None, None, MAX).await.unwrap();
+    assert!(
+        plaintext.list_flights("").await.is_err(),
+        "a plaintext client must not get through to a TLS endpoint"
+    );
+    s.stop().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn unusable_tls_files_are_refused_at_start_up() {
+    let err = TlsIdentity::new(b"not a certificate".to_vec(), b"not a key".to_vec()).unwrap_err();
+    assert!(err.to_string().contains("PEM"), "{err}");
 }

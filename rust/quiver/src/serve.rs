@@ -8,7 +8,7 @@ use axum::Router;
 use axum::routing::get;
 use quiver_cassandra::{CassandraConfig, CassandraSink};
 use quiver_core::{Engine, PipelineSpec, Sink, SinkSet};
-use quiver_flight::{Metrics, QuiverFlight, ServiceConfig};
+use quiver_flight::{Metrics, QuiverFlight, ServiceConfig, TlsIdentity};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -51,6 +51,9 @@ struct Settings {
     window_rows: usize,
     /// File holding the bearer token (the token itself only via QUIVER_TOKEN).
     token_file: Option<PathBuf>,
+    /// PEM certificate chain and private key: with both, Flight speaks TLS only.
+    tls_cert_file: Option<PathBuf>,
+    tls_key_file: Option<PathBuf>,
     cassandra: CassandraSettings,
     pipelines: Vec<PipelineSettings>,
 }
@@ -64,6 +67,8 @@ impl Default for Settings {
             max_message_bytes: ServiceConfig::default().max_message_bytes,
             window_rows: 100_000,
             token_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
             cassandra: CassandraSettings::default(),
             pipelines: Vec::new(),
         }
@@ -159,6 +164,12 @@ fn load(args: &Args, env: Env) -> Result<(Settings, PathBuf)> {
     if let Some(v) = env("QUIVER_TOKEN_FILE") {
         s.token_file = Some(v.into());
     }
+    if let Some(v) = env("QUIVER_TLS_CERT_FILE") {
+        s.tls_cert_file = Some(v.into());
+    }
+    if let Some(v) = env("QUIVER_TLS_KEY_FILE") {
+        s.tls_key_file = Some(v.into());
+    }
     if let Some(v) = env("QUIVER_CASSANDRA_NODES") {
         s.cassandra.nodes = v.split(',').map(|n| n.trim().to_string()).collect();
     }
@@ -228,6 +239,22 @@ fn token(s: &Settings) -> Result<Option<String>> {
         .transpose()
 }
 
+fn tls(s: &Settings) -> Result<Option<TlsIdentity>> {
+    let (cert, key) = match (&s.tls_cert_file, &s.tls_key_file) {
+        (None, None) => return Ok(None),
+        (Some(cert), Some(key)) => (cert, key),
+        _ => bail!(
+            "TLS needs both a certificate and a key file (tls_cert_file and tls_key_file, or QUIVER_TLS_CERT_FILE and QUIVER_TLS_KEY_FILE)"
+        ),
+    };
+    let read = |path: &Path, what: &str| {
+        std::fs::read(path).with_context(|| format!("reading the TLS {what} {}", path.display()))
+    };
+    let identity = TlsIdentity::new(read(cert, "certificate")?, read(key, "key")?)
+        .with_context(|| format!("TLS with {} and {}", cert.display(), key.display()))?;
+    Ok(Some(identity))
+}
+
 async fn bind(addr: SocketAddr, what: &str, var: &str) -> Result<TcpListener> {
     TcpListener::bind(addr).await.with_context(|| {
         format!(
@@ -275,6 +302,7 @@ async fn serve(args: Args) -> Result<()> {
             .context("the pipelines' SQL is invalid; fix it before starting")?,
     );
     let token = token(&settings)?;
+    let tls = tls(&settings)?;
     let flight_listener = bind(settings.flight_listen, "Flight", "QUIVER_FLIGHT_LISTEN").await?;
     let http_listener = bind(settings.http_listen, "HTTP metrics", "QUIVER_HTTP_LISTEN").await?;
 
@@ -330,8 +358,9 @@ async fn serve(args: Args) -> Result<()> {
     let config = ServiceConfig {
         max_message_bytes: settings.max_message_bytes,
         token: token.clone(),
+        tls: tls.clone(),
     };
-    let flight = tokio::spawn(quiver_flight::serve(
+    let mut flight = tokio::spawn(quiver_flight::serve(
         flight_listener,
         svc,
         config,
@@ -342,10 +371,18 @@ async fn serve(args: Args) -> Result<()> {
         http = %settings.http_listen,
         sink = ?settings.sink,
         auth = token.is_some(),
+        tls = tls.is_some(),
         pipelines = %engine.pipelines().map(|p| p.name().to_string()).collect::<Vec<_>>().join(","),
         "quiver serve ready"
     );
-    shutdown_signal().await;
+    tokio::select! {
+        () = shutdown_signal() => {}
+        ended = &mut flight => {
+            let _ = stop_tx.send(true);
+            ended.context("Flight server task")??;
+            bail!("the Flight server stopped by itself; see the log above");
+        }
+    }
     tracing::info!("shutting down: finishing in-flight batches");
     let _ = stop_tx.send(true);
     flight.await.context("Flight server task")??;
@@ -411,6 +448,32 @@ mod tests {
         assert_eq!(s.cassandra.keyspace, "from_env");
         assert_eq!(s.cassandra.nodes, vec!["10.0.0.1:9042", "10.0.0.2:9042"]);
         assert_eq!(s.flight_listen.to_string(), "127.0.0.1:7000");
+    }
+
+    #[test]
+    fn tls_needs_a_certificate_and_a_key_that_parse() {
+        let dir = scratch("tls");
+        let env_cert_only =
+            |k: &str| (k == "QUIVER_TLS_CERT_FILE").then(|| "/x/cert.pem".to_string());
+        let (s, _) = load(&args(None), &env_cert_only).unwrap();
+        let err = tls(&s).unwrap_err().to_string();
+        assert!(err.contains("both a certificate and a key"), "{err}");
+
+        let cert = write(&dir, "cert.pem", "not PEM");
+        let key = write(&dir, "key.pem", "not PEM either");
+        let file = write(
+            &dir,
+            "quiver.toml",
+            &format!("tls_cert_file = {cert:?}\ntls_key_file = {key:?}\n"),
+        );
+        let (s, _) = load(&args(Some(file)), &|_| None).unwrap();
+        let err = format!("{:#}", tls(&s).unwrap_err());
+        assert!(err.contains("cert.pem") && err.contains("PEM"), "{err}");
+        assert!(
+            tls(&load(&args(None), &|_| None).unwrap().0)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]

@@ -8,8 +8,8 @@ pub struct Args {
     /// The query, e.g. "SELECT count(*) FROM users". Each pipeline's recent output is a
     /// table named after the pipeline.
     query: String,
-    /// The service's Flight endpoint (grpc://host:port or http://host:port); the same
-    /// variable points the Spark job at the service.
+    /// The service's Flight endpoint (grpc://host:port, or grpc+tls://host:port when it
+    /// speaks TLS); the same variable points the Spark job at the service.
     #[arg(
         long,
         env = "QUIVER_FLIGHT_ENDPOINT",
@@ -19,6 +19,9 @@ pub struct Args {
     /// Bearer token, when the service requires one.
     #[arg(long, env = "QUIVER_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// PEM certificate of the CA that signed the service's, for grpc+tls:// endpoints.
+    #[arg(long, env = "QUIVER_TLS_CA_FILE")]
+    tls_ca_file: Option<std::path::PathBuf>,
     /// Largest message accepted from the server.
     #[arg(long, default_value_t = 256 * 1024 * 1024)]
     max_message_bytes: usize,
@@ -29,10 +32,19 @@ pub fn run(args: Args) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let tls_ca = args
+        .tls_ca_file
+        .as_deref()
+        .map(|path| {
+            std::fs::read(path)
+                .with_context(|| format!("reading the TLS CA certificate {}", path.display()))
+        })
+        .transpose()?;
     rt.block_on(async {
         let mut client = quiver_flight::client::connect(
             &args.endpoint,
             args.token.as_deref(),
+            tls_ca.as_deref(),
             args.max_message_bytes,
         )
         .await?;

@@ -43,6 +43,8 @@ class Target:
 
     endpoint: str
     pipeline: str
+    # PEM of the CA that signed the service's certificate, for grpc+tls:// endpoints.
+    tls_ca: bytes | None
     token: str | None
     timeout_s: float
     max_message_bytes: int
@@ -62,6 +64,7 @@ def exchange(
     options = flight.FlightCallOptions(timeout=target.timeout_s, headers=headers)
     client = flight.FlightClient(
         target.endpoint,
+        tls_root_certs=target.tls_ca,
         generic_options=[
             ("grpc.max_send_message_length", target.max_message_bytes),
             ("grpc.max_receive_message_length", target.max_message_bytes),

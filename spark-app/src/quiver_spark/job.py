@@ -65,6 +65,7 @@ class BatchHandler:
             target = Target(
                 endpoint=options.flight_endpoint,
                 pipeline=options.pipeline,
+                tls_ca=options.tls_ca,
                 token=options.token,
                 timeout_s=options.exchange_timeout_s,
                 max_message_bytes=options.max_message_bytes,

@@ -34,6 +34,7 @@ class Options:
     pipeline: str
     pipeline_sql: str | None
     flight_endpoint: str
+    tls_ca: bytes | None
     token: str | None
     exchange_timeout_s: float
     max_message_bytes: int
@@ -150,6 +151,11 @@ def build_parser(env: dict[str, str]) -> argparse.ArgumentParser:
         help="the Flight service, grpc://host:port or grpc+tls://host:port (QUIVER_FLIGHT_ENDPOINT)",
     )
     flight.add_argument(
+        "--tls-ca-file",
+        default=default("TLS_CA_FILE", None),
+        help="PEM certificate of the CA that signed the service's, for a grpc+tls:// endpoint (QUIVER_TLS_CA_FILE)",
+    )
+    flight.add_argument(
         "--token-file",
         default=default("TOKEN_FILE", None),
         help="file holding the Flight bearer token (QUIVER_TOKEN_FILE); "
@@ -218,6 +224,13 @@ def _validate(args: argparse.Namespace, env: dict[str, str]) -> Options:
         token = _read_nonempty("--token-file", args.token_file)
     if args.exchange_timeout <= 0:
         raise OptionsError("--exchange-timeout must be greater than 0 seconds")
+    tls_ca = None
+    if args.engine == "flight" and args.flight_endpoint.startswith("grpc+tls://"):
+        if not args.tls_ca_file:
+            raise OptionsError(
+                f"--flight-endpoint {args.flight_endpoint} speaks TLS: give the CA certificate with --tls-ca-file"
+            )
+        tls_ca = _read_nonempty("--tls-ca-file", args.tls_ca_file).encode()
     pipeline_sql = None
     if args.pipeline_sql:
         if args.engine != "inprocess":
@@ -250,6 +263,7 @@ def _validate(args: argparse.Namespace, env: dict[str, str]) -> Options:
         pipeline=args.pipeline,
         pipeline_sql=pipeline_sql,
         flight_endpoint=args.flight_endpoint,
+        tls_ca=tls_ca,
         token=token,
         exchange_timeout_s=args.exchange_timeout,
         max_message_bytes=args.max_message_mib * 1024 * 1024,
