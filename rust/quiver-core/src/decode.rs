@@ -446,6 +446,22 @@ impl Rejects {
         }
     }
 
+    /// Records input row `i` as rejected for `reason`, with its Kafka coordinates and
+    /// raw value.
+    fn push(&mut self, input: &Input<'_>, i: usize, reason: &str) {
+        let topic = input.topic.as_ref().map(|t| t.as_string::<i32>());
+        self.topic
+            .append_option(topic.and_then(|t| t.is_valid(i).then(|| t.value(i))));
+        self.partition.append_value(input.partition.value(i));
+        self.offset.append_value(input.offset.value(i));
+        let ts = input.timestamp.as_ref();
+        self.kafka_ts
+            .append_option(ts.and_then(|t| t.is_valid(i).then(|| t.value(i))));
+        self.raw
+            .append_option(input.value.is_valid(i).then(|| input.value.value(i)));
+        self.reason.append_value(reason);
+    }
+
     fn finish(mut self, rejected_at_ms: i64) -> Result<RecordBatch, CoreError> {
         let n = self.partition.len();
         let at = TimestampMillisecondArray::from(vec![rejected_at_ms; n]).with_timezone("UTC");
@@ -555,6 +571,26 @@ fn append(c: &mut UserColumns, v: Valid<'_>) {
     c.nat.append_option(u.nat);
 }
 
+/// Rejects for input rows that decoded but that the pipeline's SQL could not transform,
+/// found by their Kafka coordinates; `failed` holds (partition, offset, reason).
+pub(crate) fn reject_input_rows(
+    batch: &RecordBatch,
+    failed: &[(i32, i64, String)],
+    now_ms: i64,
+) -> Result<RecordBatch, CoreError> {
+    let input = normalise_input(batch)?;
+    let rows: std::collections::HashMap<(i32, i64), usize> = (0..batch.num_rows())
+        .map(|i| ((input.partition.value(i), input.offset.value(i)), i))
+        .collect();
+    let mut rejects = Rejects::new();
+    for (partition, offset, reason) in failed {
+        if let Some(&i) = rows.get(&(*partition, *offset)) {
+            rejects.push(&input, i, reason);
+        }
+    }
+    rejects.finish(now_ms)
+}
+
 /// Decodes a Kafka-shaped batch of randomuser JSON values.
 ///
 /// Fails only when the batch itself has the wrong shape; a bad record becomes a row of
@@ -565,7 +601,6 @@ pub fn decode_users(batch: &RecordBatch, now_ms: i64) -> Result<Decoded, CoreErr
     let n = batch.num_rows();
     let mut cols = UserColumns::with_capacity(n);
     let mut rejects = Rejects::new();
-    let topic = input.topic.as_ref().map(|t| t.as_string::<i32>());
     for i in 0..n {
         let partition = input.partition.value(i);
         let offset = input.offset.value(i);
@@ -585,16 +620,7 @@ pub fn decode_users(batch: &RecordBatch, now_ms: i64) -> Result<Decoded, CoreErr
                 cols.offset.append_value(offset);
                 cols.kafka_ts.append_option(ts);
             }
-            Err(reason) => {
-                rejects
-                    .topic
-                    .append_option(topic.and_then(|t| t.is_valid(i).then(|| t.value(i))));
-                rejects.partition.append_value(partition);
-                rejects.offset.append_value(offset);
-                rejects.kafka_ts.append_option(ts);
-                rejects.raw.append_option(raw);
-                rejects.reason.append_value(reason);
-            }
+            Err(reason) => rejects.push(&input, i, &reason),
         }
     }
     Ok(Decoded {

@@ -171,6 +171,69 @@ async fn a_user_filter_keeps_working_across_batches() {
     }
 }
 
+#[tokio::test]
+async fn records_the_sql_cannot_transform_become_rejects_and_the_rest_goes_through() {
+    // Fails at run time, for postcodes with letters (GB, CA) only.
+    let sql = quiver_core::pipeline::USERS_SQL.replace(
+        "location_postcode AS post_code",
+        "CAST(CAST(location_postcode AS BIGINT) AS VARCHAR) AS post_code",
+    );
+    let engine = Engine::new(vec![PipelineSpec::users_with_sql("strict", &sql)], 0)
+        .await
+        .unwrap();
+    let p = engine.pipeline("strict").unwrap();
+    let records = users(11, 200);
+    let unparsable: Vec<usize> = records
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| {
+            let v: sonic_rs::Value = sonic_rs::from_str(r).unwrap();
+            use sonic_rs::JsonValueTrait;
+            let postcode = v.get("location").unwrap().get("postcode").unwrap();
+            postcode.as_str().is_some_and(|s| s.parse::<i64>().is_err())
+        })
+        .map(|(i, _)| i)
+        .collect();
+    assert!(!unparsable.is_empty() && unparsable.len() < records.len());
+    let mut values: Vec<Option<&[u8]>> = records.iter().map(|s| Some(s.as_bytes())).collect();
+    values.push(Some(b"{not json"));
+
+    let out = p.process(&kafka_batch(&values, 3, 100)).await.unwrap();
+    assert_eq!(out.rows_in, records.len() + 1);
+    assert_eq!(out.output.num_rows(), records.len() - unparsable.len());
+    assert_eq!(
+        out.rejects.num_rows(),
+        unparsable.len() + 1,
+        "SQL and decode rejects"
+    );
+    let offsets = out
+        .rejects
+        .column_by_name("kafka_offset")
+        .unwrap()
+        .as_primitive::<Int64Type>();
+    let reasons = out
+        .rejects
+        .column_by_name("reason")
+        .unwrap()
+        .as_string::<i32>();
+    let raw = out
+        .rejects
+        .column_by_name("raw_value")
+        .unwrap()
+        .as_binary::<i32>();
+    let mut sql_rejects: Vec<i64> = Vec::new();
+    for i in 0..out.rejects.num_rows() {
+        if reasons.value(i).contains("the SQL failed on this record") {
+            let index = (offsets.value(i) - 100) as usize;
+            assert_eq!(raw.value(i), records[index].as_bytes());
+            sql_rejects.push(offsets.value(i));
+        }
+    }
+    sql_rejects.sort_unstable();
+    let expected: Vec<i64> = unparsable.iter().map(|&i| 100 + i as i64).collect();
+    assert_eq!(sql_rejects, expected);
+}
+
 async fn invalid(sql: &str) -> CoreError {
     Engine::new(vec![PipelineSpec::users_with_sql("custom", sql)], 0)
         .await
