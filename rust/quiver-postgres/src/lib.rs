@@ -233,7 +233,9 @@ impl PostgresSink {
             pg.password(password);
         }
         pg.connect_timeout(config.connect_timeout)
-            .application_name("quiver batch");
+            .application_name("quiver batch")
+            // `CREATE TABLE IF NOT EXISTS` would otherwise log a NOTICE on every run.
+            .options("-c client_min_messages=warning");
         let target = describe(&pg);
         let connect_err = |e: tokio_postgres::Error| PostgresError::Connect {
             target: target.clone(),
