@@ -56,12 +56,11 @@ def kafka_bootstrap(conn_id: str = "kafka_default") -> str:
     return conn.host if conn.port is None else f"{conn.host}:{conn.port}"
 
 
-def run(argv: list[str], env: dict[str, str] | None = None, keep_lines: int = 40) -> str:
-    """Runs argv, logging each output line as it comes; returns the output. A non-zero
-    exit fails the task with the last lines of the output as the reason."""
+def run(argv: list[str], env: dict[str, str] | None = None, keep_lines: int = 40) -> None:
+    """Runs argv, logging each output line as it comes. A non-zero exit fails the task
+    with the last lines of the output as the reason."""
     log.info("running: %s", " ".join(argv))
     tail: deque[str] = deque(maxlen=keep_lines)
-    lines = []
     with subprocess.Popen(
         # NO_COLOR: quiver's log lines without terminal colour codes in the task log.
         argv,
@@ -75,10 +74,8 @@ def run(argv: list[str], env: dict[str, str] | None = None, keep_lines: int = 40
             line = line.rstrip("\n")
             log.info("%s", line)
             tail.append(line)
-            lines.append(line)
     if process.returncode != 0:
         # Not AirflowFailException: a broker or database that was briefly away is worth a retry.
         raise AirflowException(
             f"{Path(argv[0]).name} {argv[1]} exited with status {process.returncode}:\n" + "\n".join(tail)
         )
-    return "\n".join(lines)
