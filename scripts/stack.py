@@ -1278,10 +1278,13 @@ def cmd_airflow(s: Settings, args: list[str]) -> int:
     """The airflow CLI as the stack's Airflow processes run it (same database, DAGs,
     connections); everything after 'airflow' is passed on unchanged."""
     airflow = s.airflow_venv / "bin" / "airflow"
-    if not airflow.exists():
-        _say(f"error: Airflow is not installed ({s.airflow_venv}): run scripts/setup")
+    try:
+        if not airflow.exists():
+            raise StackError(f"Airflow is not installed ({s.airflow_venv}): run scripts/setup")
+        plain, secret = airflow_env(s)
+    except (StackError, OSError) as error:
+        _say(f"error: {error}")
         return 1
-    plain, secret = airflow_env(s)
     os.execve(airflow, [str(airflow), *args], {**os.environ, **plain, **secret})
 
 
