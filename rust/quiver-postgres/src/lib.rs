@@ -126,23 +126,17 @@ impl Table {
 
     fn create_statement(&self) -> String {
         let mut sql = format!("CREATE TABLE IF NOT EXISTS {} (", self.name);
-        for (column, (field, ty)) in self.columns().iter().zip(
-            self.schema
-                .fields()
-                .iter()
-                .map(Some)
-                .chain([None])
-                .zip(&self.types),
-        ) {
-            let not_null =
-                field.is_none_or(|f| !f.is_nullable()) || self.key.contains(&column.as_str());
+        for (field, ty) in self.schema.fields().iter().zip(&self.types) {
+            let not_null = !field.is_nullable() || self.key.contains(&field.name().as_str());
             let _ = write!(
                 sql,
-                "{column} {}{}, ",
+                "{} {}{}, ",
+                field.name(),
                 ty.name(),
                 if not_null { " NOT NULL" } else { "" }
             );
         }
+        sql.push_str("run_id text NOT NULL, ");
         let _ = write!(
             sql,
             "loaded_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY ({}))",
