@@ -133,6 +133,10 @@ class Settings:
         return self.lib(f"spark-kafka-{self.versions['SPARK_VERSION']}")
 
     @property
+    def spark_kafka_jars(self) -> list[str]:
+        return sorted(str(p) for p in self.spark_kafka_lib.glob("*.jar"))
+
+    @property
     def spark_home(self) -> Path:
         found = sorted(self.venv.glob("lib/python3*/site-packages/pyspark"))
         if not found:
@@ -505,7 +509,7 @@ def spark_env(s: Settings) -> dict[str, str]:
 
 
 def spark_write_conf(s: Settings) -> None:
-    jars = sorted(str(p) for p in s.spark_kafka_lib.glob("*.jar"))
+    jars = s.spark_kafka_jars
     if not jars:
         raise StackError(f"Spark's Kafka connector jars are missing ({s.spark_kafka_lib}): run scripts/setup")
     defaults = {
@@ -759,7 +763,7 @@ def airflow_env(s: Settings) -> tuple[dict[str, str], dict[str, str]]:
         # What the DAGs run: the quiver binary, and spark-submit of the Spark side's
         # pyspark (Airflow's own pyspark is the thin client's twin, without the cluster conf).
         "QUIVER_BIN": quiver_bin,
-        "QUIVER_SPARK_KAFKA_JARS": ",".join(sorted(str(p) for p in s.spark_kafka_lib.glob("*.jar"))),
+        "QUIVER_SPARK_KAFKA_JARS": ",".join(s.spark_kafka_jars),
         "PATH": f"{s.spark_home / 'bin'}:{s.airflow_venv / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}",
         **spark_env(s),
         "AIRFLOW_CONN_SPARK_DEFAULT": f"spark://{s.host}:{s.spark_master_port}?deploy-mode=client",
@@ -1254,7 +1258,7 @@ def cmd_env(s: Settings) -> int:
         "QUIVER_KAFKA_BOOTSTRAP": s.kafka_bootstrap,
         "QUIVER_CASSANDRA_NODES": f"{s.host}:{s.cassandra_port}",
         "QUIVER_SPARK_MASTER": s.spark_master_url,
-        "QUIVER_SPARK_KAFKA_JARS": ",".join(sorted(str(p) for p in s.spark_kafka_lib.glob("*.jar"))),
+        "QUIVER_SPARK_KAFKA_JARS": ",".join(s.spark_kafka_jars),
         "QUIVER_POSTGRES_URL": f"postgresql://{s.postgres_user}@{s.host}:{s.postgres_port}/{s.postgres_db}",
         "QUIVER_POSTGRES_PASSWORD_FILE": str(s.postgres_password_file),
         "QUIVER_AIRFLOW_URL": s.airflow_url,
