@@ -20,13 +20,15 @@ OWN = re.compile(r"^quiver(-[a-z-]+)?$")
 
 
 def features(*selection: str) -> dict[tuple[str, str], set[str]]:
-    tree = subprocess.run(
+    done = subprocess.run(
         ["cargo", "tree", "--locked", *selection, "-f", "{p} [{f}]", "--prefix", "none"],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        check=True,
-    ).stdout
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"cargo tree {' '.join(selection)} failed:\n{done.stderr.strip()}")
+    tree = done.stdout
     found: dict[tuple[str, str], set[str]] = {}
     for line in tree.splitlines():
         match = re.match(r"^(\S+) (v\S+).*? \[(.*)\]", line)

@@ -5,7 +5,8 @@ QUIVER_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Downloads, Python environment, data and logs of the local stack. Relocatable.
 QUIVER_STATE_DIR=${QUIVER_STATE_DIR:-$QUIVER_ROOT/.quiver}
 QUIVER_VENV=$QUIVER_STATE_DIR/venv
-export QUIVER_ROOT QUIVER_STATE_DIR QUIVER_VENV
+QUIVER_AIRFLOW_VENV=$QUIVER_STATE_DIR/airflow-venv
+export QUIVER_ROOT QUIVER_STATE_DIR QUIVER_VENV QUIVER_AIRFLOW_VENV
 
 # shellcheck source=versions.env
 set -a

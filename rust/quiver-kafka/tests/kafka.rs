@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use quiver_kafka::{Compression, KafkaConfig, Producer, SOURCE_HEADER, TopicStatus, ensure_topic};
+use quiver_kafka::{
+    Compression, Error, KafkaConfig, Producer, SOURCE_HEADER, TopicStatus, ensure_topic, read_range,
+};
 use quiver_source::synthetic::Synthetic;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -191,4 +193,40 @@ fn records_the_broker_refuses_are_counted_as_failed_not_dropped() {
     assert_eq!(stats.in_flight(), 0);
     let failure = stats.first_failure.expect("the first failure is kept");
     assert!(failure.contains(&cfg.topic), "{failure}");
+}
+
+#[test]
+#[ignore = "needs the local stack: scripts/stack up"]
+fn an_offset_range_is_read_exactly_and_a_range_outside_the_log_is_refused() {
+    let cfg = config("range", 1, Compression::Lz4);
+    ensure_topic(&cfg).unwrap();
+    let producer = Producer::new(&cfg, "synthetic").unwrap();
+    let records: Vec<_> = Synthetic::new(5).take(100).collect();
+    for r in &records {
+        producer.send(&r.key, r.value.as_bytes()).unwrap();
+    }
+    producer.flush(Duration::from_secs(60)).unwrap();
+    let timeout = Duration::from_secs(30);
+
+    let range = read_range(&cfg, 0, Some(20), Some(30), timeout).unwrap();
+    let offsets: Vec<i64> = range.iter().map(|f| f.offset).collect();
+    assert_eq!(offsets, (20..30).collect::<Vec<_>>());
+    for fetched in &range {
+        assert_eq!(
+            fetched.value.as_deref(),
+            Some(records[fetched.offset as usize].value.as_bytes())
+        );
+        assert!(fetched.timestamp_ms.is_some());
+    }
+    // Open ends: the whole log as it is now.
+    assert_eq!(read_range(&cfg, 0, None, None, timeout).unwrap().len(), 100);
+    assert!(
+        read_range(&cfg, 0, Some(100), None, timeout)
+            .unwrap()
+            .is_empty()
+    );
+
+    let err = read_range(&cfg, 0, Some(90), Some(120), timeout).unwrap_err();
+    assert!(matches!(err, Error::OffsetRange { .. }), "{err}");
+    assert!(err.to_string().contains("which holds 0..100"), "{err}");
 }

@@ -1,5 +1,7 @@
 //! The `quiver` binary: wires the library crates into subcommands.
 
+mod batch;
+mod config;
 mod produce;
 mod serve;
 mod sql;
@@ -28,6 +30,8 @@ enum Command {
     Produce(Box<produce::ProduceArgs>),
     /// Run the transformation service (Arrow Flight in, DataFusion SQL, sinks out).
     Serve(serve::Args),
+    /// Transform a batch of records with the pipeline SQL and load it into Postgres.
+    Batch(Box<batch::Args>),
     /// Run SQL over a running service's recent output and print a table.
     Sql(sql::Args),
 }
@@ -46,6 +50,7 @@ fn main() -> Result<ExitCode> {
         }
         Command::Produce(args) => produce::run(*args),
         Command::Serve(args) => serve::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Batch(args) => batch::run(*args).map(|()| ExitCode::SUCCESS),
         Command::Sql(args) => sql::run(args).map(|()| ExitCode::SUCCESS),
     }
 }

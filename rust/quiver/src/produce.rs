@@ -202,23 +202,12 @@ fn parse_pairs(pairs: &[(String, String)], origin: impl Fn(&str) -> String) -> R
 
 /// The `[produce]` table of a TOML file.
 fn toml_layer(path: &Path) -> Result<Settings> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read config file {}", path.display()))?;
-    let table: toml::Table = text
-        .parse()
-        .with_context(|| format!("config file {} is not valid TOML", path.display()))?;
-    let Some(produce) = table.get("produce") else {
+    let Some(produce) = crate::config::section(path, "produce")? else {
         return Ok(Settings::default());
     };
-    let produce = produce.as_table().with_context(|| {
-        format!(
-            "config file {}: `produce` must be a table ([produce])",
-            path.display()
-        )
-    })?;
     let known = setting_names();
     let mut pairs = Vec::new();
-    for (key, value) in produce {
+    for (key, value) in &produce {
         let name = key.replace('_', "-");
         if !known.contains(&name) {
             bail!(
@@ -403,13 +392,13 @@ impl ProduceConfig {
     }
 }
 
-fn random_seed() -> u64 {
+pub(crate) fn random_seed() -> u64 {
     use std::hash::{BuildHasher as _, RandomState};
     RandomState::new().hash_one(Instant::now())
 }
 
 /// The synthetic generator takes an integer; any other text is hashed (FNV-1a) into one.
-fn synthetic_seed(seed: &str) -> u64 {
+pub(crate) fn synthetic_seed(seed: &str) -> u64 {
     seed.parse().unwrap_or_else(|_| {
         seed.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)

@@ -1,7 +1,7 @@
 //! `quiver serve`: the Flight service, the metrics/health endpoint, and the sinks.
 //!
-//! Settings come from, in rising priority: built-in defaults, a TOML file
-//! (`--config`), `QUIVER_*` environment variables, and command-line flags.
+//! Settings come from, in rising priority: built-in defaults, the `[serve]` table of a
+//! TOML file (`--config`), `QUIVER_*` environment variables, and command-line flags.
 
 use anyhow::{Context, Result, bail};
 use axum::Router;
@@ -19,7 +19,7 @@ use tokio::sync::watch;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// TOML settings file.
+    /// TOML file whose [serve] table holds settings.
     #[arg(long, env = "QUIVER_CONFIG")]
     config: Option<PathBuf>,
     /// Where output goes: `cassandra`, or `none` for a pure transform service.
@@ -146,10 +146,7 @@ fn read_secret(path: &Path, what: &str) -> Result<String> {
 fn load(args: &Args, env: Env) -> Result<(Settings, PathBuf)> {
     let (mut s, base) = match &args.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading the config file {}", path.display()))?;
-            let s: Settings = toml::from_str(&text)
-                .with_context(|| format!("config file {} is invalid", path.display()))?;
+            let s: Settings = crate::config::typed_section(path, "serve")?;
             let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
             (s, base)
         }
@@ -433,7 +430,8 @@ mod tests {
         let file = write(
             &dir,
             "quiver.toml",
-            "sink = \"none\"\nwindow_rows = 5\nflight_listen = \"127.0.0.1:6000\"\n[cassandra]\nkeyspace = \"from_file\"\n",
+            "[serve]\nsink = \"none\"\nwindow_rows = 5\nflight_listen = \"127.0.0.1:6000\"\n\
+             [serve.cassandra]\nkeyspace = \"from_file\"\n[produce]\ncount = 10\n",
         );
         let env = |k: &str| match k {
             "QUIVER_CASSANDRA_KEYSPACE" => Some("from_env".to_string()),
@@ -479,7 +477,7 @@ mod tests {
     #[test]
     fn a_misspelt_setting_is_an_error() {
         let dir = scratch("typo");
-        let file = write(&dir, "quiver.toml", "windw_rows = 5\n");
+        let file = write(&dir, "quiver.toml", "[serve]\nwindw_rows = 5\n");
         let err = load(&args(Some(file)), &|_| None).unwrap_err();
         assert!(format!("{err:#}").contains("windw_rows"), "{err:#}");
     }
@@ -501,7 +499,7 @@ mod tests {
         let file = write(
             &dir,
             "quiver.toml",
-            "sink = \"none\"\n[[pipelines]]\nname = \"mine\"\nsql_file = \"mine.sql\"\n",
+            "[serve]\nsink = \"none\"\n[[serve.pipelines]]\nname = \"mine\"\nsql_file = \"mine.sql\"\n",
         );
         let (s, base) = load(&args(Some(file)), &|_| None).unwrap();
         let specs = pipeline_specs(&s, &base).unwrap();
@@ -512,7 +510,7 @@ mod tests {
         let missing = write(
             &dir,
             "missing.toml",
-            "[[pipelines]]\nname = \"x\"\nsql_file = \"nope.sql\"\n",
+            "[[serve.pipelines]]\nname = \"x\"\nsql_file = \"nope.sql\"\n",
         );
         let (s, base) = load(&args(Some(missing)), &|_| None).unwrap();
         let err = pipeline_specs(&s, &base).unwrap_err();

@@ -1,0 +1,86 @@
+"""stream_users: the Spark Structured Streaming job (spark-app/stream_users.py) submitted
+with SparkSubmitOperator to the standalone master of `spark_default`, in client mode
+(Spark standalone runs Python applications only so).
+
+The job reads the topic and hands each micro-batch over Arrow Flight to `quiver serve`
+at `flight_endpoint`, which writes Cassandra. `bounded` (the default) runs it with
+`--trigger available-now`: everything the topic holds, then the job and the task end;
+otherwise it streams until stopped. spark-submit must be on PATH (the stack puts the
+Spark side's there) and QUIVER_SPARK_KAFKA_JARS must list Spark's Kafka connector jars
+(`scripts/stack env` prints them). The spark-submit output is in the task log.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk import Param, dag, task
+from airflow.sdk.exceptions import AirflowFailException
+
+from quiver_common import ROOT, TOPIC_PATTERN, kafka_bootstrap
+
+
+@dag(
+    dag_id="stream_users",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    tags=["quiver"],
+    params={
+        "topic": Param("users_created", type="string", pattern=TOPIC_PATTERN),
+        "bounded": Param(True, type="boolean", description="process what the topic holds, then stop"),
+        "trigger_interval": Param(
+            "1 second",
+            type="string",
+            pattern=r"^[0-9]+ (millisecond|second|minute)s?$",
+            description="micro-batch interval of an unbounded run",
+        ),
+        "flight_endpoint": Param(
+            os.environ.get("QUIVER_FLIGHT_ENDPOINT", "grpc://127.0.0.1:50051"),
+            type="string",
+            pattern=r"^grpc(\+tls)?://[^/\s]+:[0-9]+$",
+            description="`quiver serve`'s Flight address",
+        ),
+        "pipeline": Param("users", type="string", pattern=r"^[A-Za-z0-9_]+$"),
+        "checkpoint_location": Param(
+            None, type=["null", "string"], description="Spark's checkpoint folder [default: the job's own]"
+        ),
+    },
+    doc_md=__doc__,
+)
+def stream_users():
+    @task(multiple_outputs=True)
+    def job_arguments(params: dict) -> dict:
+        jars = os.environ.get("QUIVER_SPARK_KAFKA_JARS", "")
+        missing = [j for j in jars.split(",") if j and not os.path.isfile(j)]
+        if not jars or missing:
+            raise AirflowFailException(
+                "QUIVER_SPARK_KAFKA_JARS must list Spark's Kafka connector jars, comma-separated "
+                f"(`scripts/stack env` prints them; run scripts/setup to fetch them); missing: {missing or 'all'}"
+            )
+        trigger = "available-now" if params["bounded"] else params["trigger_interval"]
+        args = ["--bootstrap-servers", kafka_bootstrap(), "--topic", params["topic"], "--trigger", trigger]
+        args += ["--engine", "flight", "--flight-endpoint", params["flight_endpoint"]]
+        args += ["--pipeline", params["pipeline"]]
+        if params["checkpoint_location"]:
+            args += ["--checkpoint-location", params["checkpoint_location"]]
+        return {"jars": jars, "args": args}
+
+    arguments = job_arguments()
+    submit = SparkSubmitOperator(
+        task_id="spark_submit",
+        conn_id="spark_default",
+        application=str(ROOT / "spark-app" / "stream_users.py"),
+        name="quiver-stream-users",
+        jars=arguments["jars"],
+        application_args=arguments["args"],
+        # One core of the two-core worker, so a second application can still start.
+        total_executor_cores=1,
+        verbose=False,
+    )
+    arguments >> submit
+
+
+stream_users()
