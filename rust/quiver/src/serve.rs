@@ -462,7 +462,7 @@ mod tests {
         let file = write(
             &dir,
             "quiver.toml",
-            &format!("tls_cert_file = {cert:?}\ntls_key_file = {key:?}\n"),
+            &format!("[serve]\ntls_cert_file = {cert:?}\ntls_key_file = {key:?}\n"),
         );
         let (s, _) = load(&args(Some(file)), &|_| None).unwrap();
         let err = format!("{:#}", tls(&s).unwrap_err());
