@@ -2,7 +2,7 @@
 //! scratch keyspace (dropped afterwards). Needs Cassandra (`scripts/stack up cassandra`,
 //! QUIVER_CASSANDRA_NODES); without it the bench says so and measures nothing.
 //!
-//! Run: `cargo bench -p quiver-cassandra --bench sink` (results: docs/BENCHMARKS.md).
+//! Run: `cargo bench --workspace --bench sink` (with `-p`, cargo would resolve other features and rebuild DataFusion) (results: docs/BENCHMARKS.md).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use quiver_cassandra::{CassandraConfig, CassandraSink};

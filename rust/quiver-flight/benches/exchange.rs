@@ -1,7 +1,7 @@
 //! What the Flight hop costs: one DoExchange round trip on loopback (batch in, ack out,
 //! `--sink none`) against calling the same pipeline in-process, for 10k-record batches.
 //!
-//! Run: `cargo bench -p quiver-flight --bench exchange` (results: docs/BENCHMARKS.md).
+//! Run: `cargo bench --workspace --bench exchange` (with `-p`, cargo would resolve other features and rebuild DataFusion) (results: docs/BENCHMARKS.md).
 
 use arrow::array::RecordBatch;
 use arrow_flight::FlightDescriptor;
