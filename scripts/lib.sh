@@ -20,6 +20,6 @@ die() { printf '%serror:%s %s\n' "$_red" "$_off" "$*" >&2; exit 1; }
 
 # Rust build output is kept outside the clone so that fresh clones (CI) reuse it.
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/quiver/target}
-# maturin sets this when it builds the Python module; set for every build here too, so
-# that pyo3 is not compiled anew each time a workspace build and maturin take turns.
+# The workspace build compiles quiver-py too: as an extension module (what maturin builds)
+# it leaves Python's symbols to the interpreter and needs no libpython to link against.
 export PYO3_BUILD_EXTENSION_MODULE=1

@@ -17,8 +17,9 @@ use pyo3::exceptions::{PyException, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use quiver_cassandra::{CassandraConfig, CassandraError};
 use quiver_core::{CoreError, PipelineSpec, Sink, SinkError, SinkSet};
+use runtime::PerProcess;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 create_exception!(
@@ -243,33 +244,22 @@ impl Stored {
 #[pyclass(frozen, module = "quiver")]
 struct CassandraSink {
     config: CassandraConfig,
-    connection: Mutex<Option<(u32, Arc<quiver_cassandra::CassandraSink>)>>,
+    connection: PerProcess<quiver_cassandra::CassandraSink>,
 }
 
 impl CassandraSink {
     fn connection(&self, py: Python<'_>) -> PyResult<Arc<quiver_cassandra::CassandraSink>> {
-        let pid = std::process::id();
-        let mut slot = self.connection.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((owner, sink)) = slot.as_ref()
-            && *owner == pid
-        {
-            return Ok(sink.clone());
-        }
-        if let Some((_, inherited)) = slot.take() {
-            // Its driver tasks ran on the parent's runtime; dropping it here could block.
-            std::mem::forget(inherited);
-        }
-        let config = self.config.clone();
-        let sink = block_on(py, quiver_cassandra::CassandraSink::connect(config))?.map_err(
-            |e| match e {
+        self.connection.get_or_try_init(|| {
+            block_on(
+                py,
+                quiver_cassandra::CassandraSink::connect(self.config.clone()),
+            )?
+            .map_err(|e| match e {
                 CassandraError::BadKeyspace(_) => PyValueError::new_err(e.to_string()),
                 CassandraError::Connect { .. } => SinkUnavailableError::new_err(e.to_string()),
                 CassandraError::Schema { .. } => SinkRejectedError::new_err(e.to_string()),
-            },
-        )?;
-        let sink = Arc::new(sink);
-        *slot = Some((pid, sink.clone()));
-        Ok(sink)
+            })
+        })
     }
 }
 
@@ -329,7 +319,7 @@ impl CassandraSink {
                 request_timeout: seconds("request_timeout_seconds", request_timeout_seconds)?,
                 credentials,
             },
-            connection: Mutex::new(None),
+            connection: PerProcess::new(),
         };
         // Connect now, so that a wrong address fails here and not at the first batch.
         sink.connection(py)?;
