@@ -76,6 +76,25 @@ fn quirks_of_the_api_are_decoded() {
 }
 
 #[test]
+fn fields_are_found_in_any_order_and_the_first_of_a_repeated_key_wins() {
+    let reordered = r#"{"nat":"GB","picture":{"thumbnail":"t","medium":"m"},"id":{"value":null,"name":"NINO"},"login":{"username":"u","uuid":"7a0eed16-9430-4d68-901f-c0d4c1c3bf00"},"name":{"last":"Ødegård","first":"Zoë","first":"Other"},"location":{"postcode":"L4 7XY","street":{"name":"High St","number":4127}},"gender":"female"}"#;
+    let d = decode_users(&one(&[reordered]), NOW).unwrap();
+    assert_eq!(d.rejects.num_rows(), 0, "{:?}", d.rejects);
+    let r = &d.rows;
+    assert_eq!(s(r, "nat").value(0), "GB");
+    assert_eq!(s(r, "gender").value(0), "female");
+    assert_eq!(s(r, "name_first").value(0), "Zoë");
+    assert_eq!(s(r, "name_last").value(0), "Ødegård");
+    assert_eq!(s(r, "login_username").value(0), "u");
+    assert_eq!(s(r, "id_name").value(0), "NINO");
+    assert!(s(r, "id_value").is_null(0));
+    assert_eq!(s(r, "picture_medium").value(0), "m");
+    assert_eq!(s(r, "location_street_name").value(0), "High St");
+    let num = col(r, "location_street_number").as_primitive::<Int64Type>();
+    assert_eq!(num.value(0), 4127);
+}
+
+#[test]
 fn escaped_strings_are_unescaped() {
     let rec = r#"{"login":{"uuid":"0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"},"name":{"first":"Z\u00f6e \"Q\""}}"#;
     let d = decode_users(&one(&[rec]), NOW).unwrap();
@@ -88,9 +107,26 @@ fn bad_records_go_to_rejects_and_the_rest_is_kept() {
         ("{not json", "invalid JSON"),
         (
             r#"{"login":{"uuid":"0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"},"name":{"first":42}}"#,
-            "invalid JSON",
+            "name.first is a number, expected a string",
         ),
         (r#"{"name":{"first":"x"}}"#, "login.uuid is missing"),
+        (r#"[1, 2]"#, "a record must be a JSON object"),
+        (
+            r#"{"login":{"uuid":"0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"}} trailing"#,
+            "invalid JSON",
+        ),
+        (
+            r#"{"login":{"uuid":"0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0","salt":[1,}}"#,
+            "invalid JSON",
+        ),
+        (
+            r#"{"login":{"uuid":"0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"},"location":"Leeds"}"#,
+            "location is a string, expected an object",
+        ),
+        (
+            r#"{"login":{"uuid":"0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"},"dob":{"age":3000000000}}"#,
+            "dob.age is a number, expected an integer in range",
+        ),
         (r#"{"login":{"uuid":"not-a-uuid"}}"#, "is not a UUID"),
         (
             r#"{"login":{"uuid":"0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"},"dob":{"date":"yesterday"}}"#,
@@ -102,7 +138,7 @@ fn bad_records_go_to_rejects_and_the_rest_is_kept() {
         ),
         (
             r#"{"login":{"uuid":"0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"},"location":{"postcode":true}}"#,
-            "invalid JSON",
+            "location.postcode is a boolean, expected a number or a string",
         ),
     ];
     let mut values: Vec<Option<&[u8]>> = vec![Some(GB_USER.as_bytes())];
