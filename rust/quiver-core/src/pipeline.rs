@@ -6,7 +6,9 @@
 
 use crate::decode::{Decoded, decode_users, reject_input_rows};
 use crate::error::{CoreError, SchemaProblem};
-use crate::schema::{INPUT_TABLE, created_users_schema, kafka_input_schema, users_schema};
+use crate::schema::{
+    INPUT_TABLE, created_users_schema, kafka_input_schema, rejects_schema, users_schema,
+};
 use crate::window::OutputWindow;
 use arrow::array::{AsArray, RecordBatch};
 use arrow::compute::{cast, concat_batches};
@@ -112,6 +114,7 @@ pub struct Pipeline {
     plan: Arc<dyn ExecutionPlan>,
     ctx: SessionContext,
     window: Arc<OutputWindow>,
+    rejects_window: Arc<OutputWindow>,
 }
 
 impl Pipeline {
@@ -134,6 +137,11 @@ impl Pipeline {
     /// The most recent output batches, kept for SQL over the live stream.
     pub fn window(&self) -> &Arc<OutputWindow> {
         &self.window
+    }
+
+    /// The most recent rejects, queryable as `<pipeline>_rejects`.
+    pub fn rejects_window(&self) -> &Arc<OutputWindow> {
+        &self.rejects_window
     }
 
     /// Decodes and transforms one Kafka-shaped batch. Bad records go to `rejects`; an
@@ -398,6 +406,9 @@ impl Engine {
             let window = Arc::new(OutputWindow::new(spec.sink_schema.clone(), window_rows));
             ctx.register_table(spec.name.as_str(), window.clone())
                 .map_err(|e| classify(&spec.name, e))?;
+            let rejects_window = Arc::new(OutputWindow::new(rejects_schema(), window_rows));
+            ctx.register_table(format!("{}_rejects", spec.name), rejects_window.clone())
+                .map_err(|e| classify(&spec.name, e))?;
             pipelines.insert(
                 spec.name.clone(),
                 Arc::new(Pipeline {
@@ -405,6 +416,7 @@ impl Engine {
                     plan,
                     ctx: ctx.clone(),
                     window,
+                    rejects_window,
                 }),
             );
         }

@@ -18,7 +18,8 @@ use arrow_flight::{
 use futures::stream::{self, BoxStream};
 use futures::{StreamExt, TryStreamExt};
 use prost::Message;
-use quiver_core::{CoreError, Engine, Pipeline, SinkError, SinkSet, Stored};
+use quiver_core::{CoreError, Engine, Pipeline, Processed, SinkError, SinkSet, Stored};
+use std::borrow::Cow;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -161,8 +162,20 @@ impl QuiverFlight {
             .with_label_values(&[name, "sql"])
             .observe(processed.timings.sql.as_secs_f64());
 
-        let stored = if store {
-            let stored = self.sinks.store(pipeline, &processed).await.map_err(|e| {
+        // Rows returned to the caller are not stored, but rejects always are: the caller
+        // gets only their count, and a reject must never be dropped silently.
+        let to_store = if store {
+            Some(Cow::Borrowed(&processed))
+        } else if processed.rejects.num_rows() > 0 {
+            Some(Cow::Owned(Processed {
+                output: RecordBatch::new_empty(processed.output.schema()),
+                ..processed.clone()
+            }))
+        } else {
+            None
+        };
+        let stored = if let Some(to_store) = to_store {
+            let stored = self.sinks.store(pipeline, &to_store).await.map_err(|e| {
                 m.sink_errors.with_label_values(&[e.sink()]).inc();
                 tracing::warn!(pipeline = name, batch_id = cmd.batch_id, partition = cmd.partition, error = %e, "sink write failed; batch not acknowledged");
                 sink_status(e)
@@ -180,6 +193,7 @@ impl QuiverFlight {
             Stored::default()
         };
         pipeline.window().push(processed.output.clone());
+        pipeline.rejects_window().push(processed.rejects.clone());
         let ack = BatchAck {
             pipeline: name.to_string(),
             batch_id: cmd.batch_id,
@@ -188,7 +202,7 @@ impl QuiverFlight {
             sequence,
             rows_in: processed.rows_in as u64,
             rows_out: processed.output.num_rows() as u64,
-            rows_written: stored.rows_written(),
+            rows_written: if store { stored.rows_written() } else { 0 },
             rows_rejected: processed.rejects.num_rows() as u64,
             decode_micros: micros(processed.timings.decode),
             sql_micros: micros(processed.timings.sql),

@@ -2,7 +2,7 @@
 //! the status of each kind of bad input.
 
 use arrow::array::{AsArray, Int32Array, RecordBatch};
-use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema};
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::utils::batches_to_flight_data;
@@ -220,6 +220,68 @@ async fn do_exchange_can_return_the_rows() {
         .unwrap();
     assert_eq!(rows.iter().map(|b| b.num_rows()).sum::<usize>(), 25);
     assert_eq!(rows[0].schema(), created_users_schema());
+    s.stop().await;
+}
+
+/// Remembers how many rows and rejects it was given.
+#[derive(Debug, Default)]
+struct CountingSink(std::sync::Mutex<(usize, usize)>);
+
+#[async_trait]
+impl Sink for CountingSink {
+    fn name(&self) -> &str {
+        "counting"
+    }
+    async fn write(
+        &self,
+        _: &str,
+        rows: &RecordBatch,
+        rejects: &RecordBatch,
+    ) -> Result<SinkReport, SinkError> {
+        let mut seen = self.0.lock().unwrap();
+        seen.0 += rows.num_rows();
+        seen.1 += rejects.num_rows();
+        Ok(SinkReport {
+            rows_written: rows.num_rows() as u64,
+            rejects_written: rejects.num_rows() as u64,
+        })
+    }
+}
+
+#[tokio::test]
+async fn returned_rows_are_not_stored_but_their_rejects_are() {
+    let sink = Arc::new(CountingSink::default());
+    let s = start_with(sink.clone(), ServiceConfig::default()).await;
+    let mut c = client(&s).await;
+    let rows: Vec<RecordBatch> = c
+        .do_exchange(encode(command("users", true), vec![with_bad_records()]))
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(rows.iter().map(|b| b.num_rows()).sum::<usize>(), 3);
+    assert_eq!(*sink.0.lock().unwrap(), (0, 1), "(rows, rejects) stored");
+
+    // Rejects are also kept for SQL, next to the pipeline's output.
+    let (_, batches) = sql(
+        &mut c,
+        "SELECT kafka_partition, kafka_offset, reason FROM users_rejects",
+    )
+    .await
+    .unwrap();
+    let batch = &batches[0];
+    assert_eq!(batch.num_rows(), 1);
+    assert_eq!(batch.column(0).as_primitive::<Int32Type>().value(0), 2);
+    assert_eq!(batch.column(1).as_primitive::<Int64Type>().value(0), 43);
+    assert!(
+        batch
+            .column(2)
+            .as_string::<i32>()
+            .value(0)
+            .contains("invalid JSON"),
+        "{batch:?}"
+    );
     s.stop().await;
 }
 

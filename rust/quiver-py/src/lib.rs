@@ -272,6 +272,7 @@ impl CassandraSink {
         *,
         replication_factor = 1,
         concurrency = 256,
+        batch_rows = 10,
         retries = 3,
         backoff_seconds = 0.1,
         request_timeout_seconds = 5.0,
@@ -285,6 +286,7 @@ impl CassandraSink {
         keyspace: String,
         replication_factor: u32,
         concurrency: usize,
+        batch_rows: usize,
         retries: u32,
         backoff_seconds: f64,
         request_timeout_seconds: f64,
@@ -305,8 +307,10 @@ impl CassandraSink {
                 ));
             }
         };
-        if concurrency == 0 {
-            return Err(PyValueError::new_err("concurrency must be at least 1"));
+        if concurrency == 0 || batch_rows == 0 {
+            return Err(PyValueError::new_err(
+                "concurrency and batch_rows must be at least 1",
+            ));
         }
         let sink = Self {
             config: CassandraConfig {
@@ -314,6 +318,7 @@ impl CassandraSink {
                 keyspace,
                 replication_factor,
                 concurrency,
+                batch_rows,
                 retries,
                 backoff: seconds("backoff_seconds", backoff_seconds)?,
                 request_timeout: seconds("request_timeout_seconds", request_timeout_seconds)?,

@@ -91,8 +91,10 @@ class BatchHandler:
             self.totals.rows_in += rows_in
             self.totals.rows_written += written
             self.totals.rows_rejected += rejected
+            # Stage times are summed over the tasks, which run in parallel.
             log.info(
-                "batch %d: %d rows in, %d written, %d rejected, %d acks from %d tasks in %.2f s",
+                "batch %d: %d rows in, %d written, %d rejected, %d acks from %d tasks in %.2f s "
+                "(task time: decode %d ms, sql %d ms, sink %d ms)",
                 batch_id,
                 rows_in,
                 written,
@@ -100,9 +102,40 @@ class BatchHandler:
                 len(acks),
                 len({a.partition for a in acks}),
                 time.monotonic() - started,
+                sum(a.decode_micros for a in acks) // 1000,
+                sum(a.sql_micros for a in acks) // 1000,
+                sum(a.sink_micros for a in acks) // 1000,
             )
         finally:
             self.idle.set()
+
+
+def progress_logger():
+    """Logs where each micro-batch's time went, from Spark's own progress report: the
+    offsets lookup, the checkpoint's write-ahead log and commit, and the batch itself
+    (addBatch: the exchange or in-process work)."""
+    from pyspark.sql.streaming import StreamingQueryListener
+
+    class ProgressLogger(StreamingQueryListener):
+        def onQueryStarted(self, event) -> None:
+            pass
+
+        def onQueryProgress(self, event) -> None:
+            progress = event.progress
+            if not progress.numInputRows:
+                return
+            durations = dict(progress.durationMs)
+            total = durations.pop("triggerExecution", 0)
+            stages = ", ".join(f"{stage} {ms}" for stage, ms in sorted(durations.items(), key=lambda kv: -kv[1]))
+            log.info("batch %d took %d ms: %s", progress.batchId, total, stages)
+
+        def onQueryIdle(self, event) -> None:
+            pass
+
+        def onQueryTerminated(self, event) -> None:
+            pass
+
+    return ProgressLogger()
 
 
 def build_query(spark, options: opts.Options, handler: BatchHandler):
@@ -154,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         spark.stop()
         return 2
     ship_package(spark)
+    spark.streams.addListener(progress_logger())
     query = build_query(spark, options, handler)
     log.info(
         "streaming %s from %s to %s (pipeline %s, trigger %s, checkpoint %s)",
