@@ -184,6 +184,20 @@ def test_the_spark_jobs_client_speaks_tls(tmp_path: Path) -> None:
         other = tmp_path / "other"
         other.mkdir()
         make_certificates(other)
-        untrusted = Target(location, "users", (other / "ca.pem").read_bytes(), None, 30.0, 64 * 1024 * 1024)
-        with pytest.raises(ExchangeError, match="failed"):
+        untrusted = Target(location, "users", (other / "ca.pem").read_bytes(), None, 30.0, 64 * 1024 * 1024, 0.5)
+        with pytest.raises(ExchangeError, match="could not be reached"):
             exchange(untrusted, 1, 0, 0, [kafka_batch(good_values(1))])
+
+
+def test_the_spark_jobs_client_waits_for_an_unreachable_service_then_names_it() -> None:
+    from conftest import free_port
+    from quiver_spark.exchange import ExchangeError, Target, exchange
+
+    endpoint = f"grpc://127.0.0.1:{free_port()}"
+    target = Target(endpoint, "users", None, None, 30.0, 64 * 1024 * 1024, connect_retry_s=1.0)
+    with pytest.raises(ExchangeError) as raised:
+        exchange(target, 1, 0, 0, [kafka_batch(good_values(1))])
+    message = str(raised.value)
+    assert f"the Flight service at {endpoint} could not be reached in" in message
+    attempts = int(message.split(" could not be reached in ")[1].split()[0])
+    assert attempts >= 2, message

@@ -9,6 +9,7 @@ retried task writes the same rows again and nothing twice.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -48,6 +49,49 @@ class Target:
     token: str | None
     timeout_s: float
     max_message_bytes: int
+    # How long a task waits, with back-off, for a service that cannot be reached. Spark
+    # retries a failed task at once, so without this a service restarting for a few
+    # seconds would use up every attempt and fail the query.
+    connect_retry_s: float = 30.0
+
+
+def client_for(target: Target) -> flight.FlightClient:
+    return flight.FlightClient(
+        target.endpoint,
+        tls_root_certs=target.tls_ca,
+        generic_options=[
+            ("grpc.max_send_message_length", target.max_message_bytes),
+            ("grpc.max_receive_message_length", target.max_message_bytes),
+        ],
+    )
+
+
+def reachable_client(target: Target, options: flight.FlightCallOptions) -> flight.FlightClient:
+    """A client whose service has answered ListFlights. A service that cannot be reached
+    is tried again with back-off for `target.connect_retry_s`, each time on a new channel
+    (a gRPC channel that failed to connect waits out its own back-off, up to minutes,
+    before it tries again); then ExchangeError names what was tried."""
+    deadline = time.monotonic() + target.connect_retry_s
+    delay, attempts = 0.1, 0
+    while True:
+        attempts += 1
+        client = client_for(target)
+        try:
+            for _ in client.list_flights(options=options):
+                pass
+            return client
+        except flight.FlightUnavailableError as error:
+            client.close()
+            if time.monotonic() + delay > deadline:
+                raise ExchangeError(
+                    f"the Flight service at {target.endpoint} could not be reached in {attempts} attempts "
+                    f"over {target.connect_retry_s:g} s (is `quiver serve` running there?): {error}"
+                ) from error
+        except BaseException:
+            client.close()
+            raise
+        time.sleep(delay)
+        delay = min(delay * 2, 2.0)
 
 
 def exchange(
@@ -62,17 +106,11 @@ def exchange(
     )
     headers = [(b"authorization", f"Bearer {target.token}".encode())] if target.token else []
     options = flight.FlightCallOptions(timeout=target.timeout_s, headers=headers)
-    client = flight.FlightClient(
-        target.endpoint,
-        tls_root_certs=target.tls_ca,
-        generic_options=[
-            ("grpc.max_send_message_length", target.max_message_bytes),
-            ("grpc.max_receive_message_length", target.max_message_bytes),
-        ],
-    )
     acks: list[quiver_pb2.BatchAck] = []
     sent_batches = sent_rows = 0
+    client = None
     try:
+        client = reachable_client(target, options)
         descriptor = flight.FlightDescriptor.for_command(command.SerializeToString())
         writer, reader = client.do_exchange(descriptor, options)
         with writer:
@@ -97,7 +135,8 @@ def exchange(
     except (flight.FlightError, pa.ArrowException, OSError) as error:
         raise ExchangeError(f"Flight exchange with {where} failed: {error}") from error
     finally:
-        client.close()
+        if client is not None:
+            client.close()
     acknowledged = sum(a.rows_in for a in acks)
     if len(acks) != sent_batches or acknowledged != sent_rows:
         raise ExchangeError(

@@ -69,6 +69,7 @@ class BatchHandler:
                 token=options.token,
                 timeout_s=options.exchange_timeout_s,
                 max_message_bytes=options.max_message_bytes,
+                connect_retry_s=options.connect_retry_s,
             )
             self.task = lambda batch_id: task_exchange(target, batch_id)
             self.problem = None

@@ -37,6 +37,7 @@ class Options:
     tls_ca: bytes | None
     token: str | None
     exchange_timeout_s: float
+    connect_retry_s: float
     max_message_bytes: int
     cassandra_nodes: tuple[str, ...]
     cassandra_keyspace: str
@@ -169,6 +170,13 @@ def build_parser(env: dict[str, str]) -> argparse.ArgumentParser:
         "(QUIVER_EXCHANGE_TIMEOUT)",
     )
     flight.add_argument(
+        "--connect-retry",
+        type=float,
+        default=default("CONNECT_RETRY", "30"),
+        help="seconds a task waits, with back-off, for a Flight service it cannot reach before it fails "
+        "(QUIVER_CONNECT_RETRY); covers a restart of the service",
+    )
+    flight.add_argument(
         "--max-message-mib",
         type=_positive_int,
         default=default("FLIGHT_MAX_MESSAGE_MIB", "256"),
@@ -224,6 +232,8 @@ def _validate(args: argparse.Namespace, env: dict[str, str]) -> Options:
         token = _read_nonempty("--token-file", args.token_file)
     if args.exchange_timeout <= 0:
         raise OptionsError("--exchange-timeout must be greater than 0 seconds")
+    if args.connect_retry < 0:
+        raise OptionsError("--connect-retry must be 0 seconds (no waiting) or more")
     tls_ca = None
     if args.engine == "flight" and args.flight_endpoint.startswith("grpc+tls://"):
         if not args.tls_ca_file:
@@ -266,6 +276,7 @@ def _validate(args: argparse.Namespace, env: dict[str, str]) -> Options:
         tls_ca=tls_ca,
         token=token,
         exchange_timeout_s=args.exchange_timeout,
+        connect_retry_s=args.connect_retry,
         max_message_bytes=args.max_message_mib * 1024 * 1024,
         cassandra_nodes=nodes,
         cassandra_keyspace=args.cassandra_keyspace,
