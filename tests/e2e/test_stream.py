@@ -284,20 +284,18 @@ def _produced_ids(settings, topic: str) -> set[uuid.UUID]:
     return {uuid.UUID(m.key().decode()) for m in read_topic(settings, topic)}
 
 
-def test_a_killed_flight_service_loses_nothing(quiver_bin, settings, unique_name, tmp_path):
-    """kill -9 of `quiver serve` mid-run fails the job with the reason; with the service
-    back, the job restarted on its checkpoint stores exactly the produced users."""
-    topic, keyspace, checkpoint = unique_name, unique_name, tmp_path / "checkpoint"
-    produce_users(quiver_bin, settings, topic, FAULT_USERS)
-    env = {
+def _serve_env(settings, keyspace: str) -> dict[str, str]:
+    return {
         **os.environ,
         "QUIVER_CASSANDRA_NODES": f"{settings.host}:{settings.cassandra_port}",
         "QUIVER_CASSANDRA_KEYSPACE": keyspace,
     }
-    port = conftest.free_port()
-    args = ["--engine", "flight", "--flight-endpoint", f"grpc://127.0.0.1:{port}"]
-    # Down for longer than the tasks wait for it.
-    job_args = [*args, "--connect-retry", "1"]
+
+
+def _kill_serve_mid_run(settings, topic: str, env, port: int, job_args, checkpoint, tmp_path) -> subprocess.Popen:
+    """Starts `quiver serve` on `port` and the job, and kills -9 the service once some but
+    not all users are stored; returns the job, still running."""
+    keyspace = env["QUIVER_CASSANDRA_KEYSPACE"]
     job_log = tmp_path / "job-1.log"
     with conftest.running_serve(["--sink", "cassandra"], env, tmp_path / "serve.log", flight_port=port) as serve:
         with job_log.open("w") as out:
@@ -305,9 +303,22 @@ def test_a_killed_flight_service_loses_nothing(quiver_bin, settings, unique_name
         _wait_for_partial_progress(settings, keyspace, job, job_log)
         serve.process.kill()
         serve.process.wait()
+    return job
+
+
+def test_a_killed_flight_service_loses_nothing(quiver_bin, settings, unique_name, tmp_path):
+    """kill -9 of `quiver serve` mid-run, down for longer than the tasks wait for it,
+    fails the job with the reason; with the service back, the job restarted on its
+    checkpoint stores exactly the produced users."""
+    topic, keyspace, checkpoint = unique_name, unique_name, tmp_path / "checkpoint"
+    produce_users(quiver_bin, settings, topic, FAULT_USERS)
+    env, port = _serve_env(settings, keyspace), conftest.free_port()
+    args = ["--engine", "flight", "--flight-endpoint", f"grpc://127.0.0.1:{port}"]
+    job = _kill_serve_mid_run(settings, topic, env, port, [*args, "--connect-retry", "1"], checkpoint, tmp_path)
+    job_log = (tmp_path / "job-1.log").read_text
     assert job.wait(timeout=600) != 0, "the job must fail while the Flight service is down"
-    assert f"the Flight service at grpc://127.0.0.1:{port} could not be reached" in job_log.read_text()
-    assert "a restart resumes from checkpoint" in job_log.read_text()
+    assert f"the Flight service at grpc://127.0.0.1:{port} could not be reached" in job_log()
+    assert "a restart resumes from checkpoint" in job_log()
 
     with conftest.running_serve(["--sink", "cassandra"], env, tmp_path / "serve.log", flight_port=port):
         resumed = run_stream(settings, topic, args, checkpoint)
@@ -320,22 +331,11 @@ def test_a_flight_service_restarted_within_the_retry_window_costs_nothing(quiver
     for it (--connect-retry) and the job finishes with exactly the produced users."""
     topic, keyspace, checkpoint = unique_name, unique_name, tmp_path / "checkpoint"
     produce_users(quiver_bin, settings, topic, FAULT_USERS)
-    env = {
-        **os.environ,
-        "QUIVER_CASSANDRA_NODES": f"{settings.host}:{settings.cassandra_port}",
-        "QUIVER_CASSANDRA_KEYSPACE": keyspace,
-    }
-    port = conftest.free_port()
+    env, port = _serve_env(settings, keyspace), conftest.free_port()
     args = ["--engine", "flight", "--flight-endpoint", f"grpc://127.0.0.1:{port}", "--connect-retry", "60"]
-    job_log = tmp_path / "job.log"
-    with conftest.running_serve(["--sink", "cassandra"], env, tmp_path / "serve.log", flight_port=port) as serve:
-        with job_log.open("w") as out:
-            job = subprocess.Popen(stream_command(settings, topic, args, checkpoint), stdout=out, stderr=out)
-        _wait_for_partial_progress(settings, keyspace, job, job_log)
-        serve.process.kill()
-        serve.process.wait()
+    job = _kill_serve_mid_run(settings, topic, env, port, args, checkpoint, tmp_path)
     with conftest.running_serve(["--sink", "cassandra"], env, tmp_path / "serve-2.log", flight_port=port):
-        assert job.wait(timeout=600) == 0, job_log.read_text()[-6000:]
+        assert job.wait(timeout=600) == 0, (tmp_path / "job-1.log").read_text()[-6000:]
     assert _stored_ids(settings, keyspace) == _produced_ids(settings, topic)
 
 
