@@ -46,6 +46,40 @@ COLUMNS = [
     "processed_at",
 ]
 
+
+def users_select(kafka):
+    """pipelines/users.sql in Spark: the Kafka frame's value parsed with from_json and mapped
+    with select to the columns of `created_users` but processed_at, which the writer stamps.
+    `kafka` has the Kafka source's columns (value binary, partition, offset, timestamp)."""
+    from pyspark.sql import functions as F
+
+    user = F.from_json(F.col("value").cast("string"), USER_SCHEMA)
+    timestamp = "yyyy-MM-dd'T'HH:mm:ss.SSSX"
+    return kafka.select(user.alias("u"), "partition", "offset", "timestamp").select(
+        F.col("u.login.uuid").alias("id"),
+        F.col("u.name.first").alias("first_name"),
+        F.col("u.name.last").alias("last_name"),
+        F.col("u.gender").alias("gender"),
+        F.concat_ws(
+            ", ",
+            F.concat_ws(" ", F.col("u.location.street.number").cast("string"), F.col("u.location.street.name")),
+            F.col("u.location.city"),
+            F.col("u.location.state"),
+            F.col("u.location.country"),
+        ).alias("address"),
+        F.col("u.location.postcode").alias("post_code"),
+        F.col("u.email").alias("email"),
+        F.col("u.login.username").alias("username"),
+        F.to_timestamp(F.col("u.dob.date"), timestamp).alias("dob"),
+        F.to_timestamp(F.col("u.registered.date"), timestamp).alias("registered_date"),
+        F.col("u.phone").alias("phone"),
+        F.col("u.picture.medium").alias("picture"),
+        F.col("partition").alias("kafka_partition"),
+        F.col("offset").alias("kafka_offset"),
+        F.col("timestamp").alias("event_time"),
+    )
+
+
 _session = {}
 
 
@@ -101,42 +135,15 @@ def main(argv: list[str] | None = None) -> int:
     create_table(nodes, args.keyspace)
 
     from pyspark.sql import SparkSession
-    from pyspark.sql import functions as F
 
     spark = SparkSession.builder.appName("quiver-bench-seed-job").getOrCreate()
-    user = F.from_json(F.col("value").cast("string"), USER_SCHEMA)
-    timestamp = "yyyy-MM-dd'T'HH:mm:ss.SSSX"
-    frame = (
+    frame = users_select(
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", args.bootstrap_servers)
         .option("subscribe", args.topic)
         .option("startingOffsets", "earliest")
         .option("maxOffsetsPerTrigger", args.max_offsets_per_trigger)
         .load()
-        .select(user.alias("u"), "partition", "offset", "timestamp")
-        .select(
-            F.col("u.login.uuid").alias("id"),
-            F.col("u.name.first").alias("first_name"),
-            F.col("u.name.last").alias("last_name"),
-            F.col("u.gender").alias("gender"),
-            F.concat_ws(
-                ", ",
-                F.concat_ws(" ", F.col("u.location.street.number").cast("string"), F.col("u.location.street.name")),
-                F.col("u.location.city"),
-                F.col("u.location.state"),
-                F.col("u.location.country"),
-            ).alias("address"),
-            F.col("u.location.postcode").alias("post_code"),
-            F.col("u.email").alias("email"),
-            F.col("u.login.username").alias("username"),
-            F.to_timestamp(F.col("u.dob.date"), timestamp).alias("dob"),
-            F.to_timestamp(F.col("u.registered.date"), timestamp).alias("registered_date"),
-            F.col("u.phone").alias("phone"),
-            F.col("u.picture.medium").alias("picture"),
-            F.col("partition").alias("kafka_partition"),
-            F.col("offset").alias("kafka_offset"),
-            F.col("timestamp").alias("event_time"),
-        )
     )
     nodes_, keyspace, concurrency = nodes, args.keyspace, args.concurrency
 
