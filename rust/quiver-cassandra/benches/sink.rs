@@ -1,6 +1,6 @@
 //! Cassandra sink rows/s on the local stack: 10k-row `users` batches upserted into a
-//! scratch keyspace (dropped afterwards), as single INSERTs and as replica-grouped
-//! UNLOGGED batches (the default), by one writer and by two at once (as two Spark tasks). Needs Cassandra (`scripts/stack up cassandra`,
+//! scratch keyspace (dropped afterwards), by one writer and by two at once (as two Spark
+//! tasks do). Needs Cassandra (`scripts/stack up cassandra`,
 //! QUIVER_CASSANDRA_NODES); without it the bench says so and measures nothing.
 //!
 //! Run: `cargo bench --workspace --bench sink` (with `-p`, cargo would resolve other features and rebuild DataFusion) (results: docs/BENCHMARKS.md).
@@ -23,22 +23,17 @@ fn bench(c: &mut Criterion) {
         .split(',')
         .map(|s| s.trim().to_string())
         .collect();
-    let connect = |batch_rows: usize| {
-        rt.block_on(CassandraSink::connect(CassandraConfig {
-            nodes: nodes.clone(),
-            keyspace: KEYSPACE.into(),
-            batch_rows,
-            ..CassandraConfig::default()
-        }))
-    };
-    let batched = match connect(CassandraConfig::default().batch_rows) {
+    let sink = match rt.block_on(CassandraSink::connect(CassandraConfig {
+        nodes,
+        keyspace: KEYSPACE.into(),
+        ..CassandraConfig::default()
+    })) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("skipping the Cassandra sink bench: {e}");
             return;
         }
     };
-    let single = connect(1).expect("connects a second time");
     let engine = rt
         .block_on(Engine::new(vec![PipelineSpec::users()], 0))
         .expect("plans");
@@ -53,31 +48,28 @@ fn bench(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("cassandra");
     group.sample_size(10);
-    for (name, sink) in [("single_inserts", &single), ("replica_batches", &batched)] {
-        group.throughput(Throughput::Elements(rows));
-        group.bench_function(format!("{name}/one_writer"), |bench| {
-            bench.iter(|| {
-                rt.block_on(sink.write("users", &a.output, &a.rejects))
-                    .expect("writes")
+    group.throughput(Throughput::Elements(rows));
+    group.bench_function("one_writer", |bench| {
+        bench.iter(|| {
+            rt.block_on(sink.write("users", &a.output, &a.rejects))
+                .expect("writes")
+        })
+    });
+    group.throughput(Throughput::Elements(2 * rows));
+    group.bench_function("two_writers", |bench| {
+        bench.iter(|| {
+            rt.block_on(async {
+                let (x, y) = tokio::join!(
+                    sink.write("users", &a.output, &a.rejects),
+                    sink.write("users", &b.output, &b.rejects)
+                );
+                x.and(y).expect("writes")
             })
-        });
-        group.throughput(Throughput::Elements(2 * rows));
-        group.bench_function(format!("{name}/two_writers"), |bench| {
-            bench.iter(|| {
-                rt.block_on(async {
-                    let (x, y) = tokio::join!(
-                        sink.write("users", &a.output, &a.rejects),
-                        sink.write("users", &b.output, &b.rejects)
-                    );
-                    x.and(y).expect("writes")
-                })
-            })
-        });
-    }
+        })
+    });
     group.finish();
     rt.block_on(
-        batched
-            .session()
+        sink.session()
             .query_unpaged(format!("DROP KEYSPACE {KEYSPACE}"), ()),
     )
     .expect("drops the scratch keyspace");

@@ -2,14 +2,9 @@
 //! through the scylla driver.
 //!
 //! Every write is an upsert by primary key (a user's own `login.uuid`; a reject's Kafka
-//! coordinates), so a batch that Spark replays after a failure changes nothing.
-//!
-//! Users are written as small UNLOGGED batches of prepared INSERTs whose rows all belong
-//! to the same replica (grouped by the token of each row's key), sent token-aware to that
-//! replica with bounded concurrency. A batch spread over many nodes is Cassandra's known
-//! anti-pattern, because its coordinator must fan the rows out; a batch whose rows one
-//! replica owns is not, and it saves that replica a request per row, which is where a
-//! small node spends its CPU. `batch_rows = 1` writes one INSERT per row.
+//! coordinates), so a batch that Spark replays after a failure changes nothing. Rows are
+//! written one prepared INSERT each, never as multi-partition batches (an anti-pattern in
+//! Cassandra): token-aware routing sends each to a replica, with bounded concurrency.
 
 use arrow::array::{
     Array, AsArray, BinaryArray, Int32Array, Int64Array, RecordBatch, StringArray,
@@ -22,17 +17,12 @@ use quiver_core::schema::{created_users_schema, rejects_schema};
 use quiver_core::{Sink, SinkError, SinkReport};
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
-use scylla::errors::ExecutionError;
-use scylla::serialize::row::SerializeRow;
-use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
-use std::collections::HashMap;
 use std::time::Duration;
 use uuid::Uuid;
 
 const SINK: &str = "cassandra";
-const USERS_TABLE: &str = "created_users";
 
 /// Connection and write settings.
 #[derive(Debug, Clone)]
@@ -42,12 +32,8 @@ pub struct CassandraConfig {
     pub keyspace: String,
     /// Used only when the keyspace is created; 1 suits the one-node local stack.
     pub replication_factor: u32,
-    /// Concurrent requests per batch.
+    /// Concurrent INSERTs per batch.
     pub concurrency: usize,
-    /// Users per UNLOGGED batch (all owned by one replica); 1 sends single INSERTs. The
-    /// default stays under Cassandra's default warning thresholds for batches (5 KiB,
-    /// 10 partitions).
-    pub batch_rows: usize,
     /// Further attempts after a failed INSERT, with doubling back-off.
     pub retries: u32,
     pub backoff: Duration,
@@ -63,7 +49,6 @@ impl Default for CassandraConfig {
             keyspace: "spark_streams".into(),
             replication_factor: 1,
             concurrency: 256,
-            batch_rows: 10,
             retries: 3,
             backoff: Duration::from_millis(100),
             request_timeout: Duration::from_secs(5),
@@ -192,17 +177,15 @@ impl CassandraSink {
         &self.session
     }
 
-    /// Runs one request, retrying with doubling back-off; every write is an upsert, so
-    /// a retry after a timeout cannot write anything twice.
-    async fn with_retry<F, Fut, T>(&self, what: &str, request: F) -> Result<(), SinkError>
-    where
-        F: Fn() -> Fut,
-        Fut: Future<Output = Result<T, ExecutionError>>,
-    {
+    async fn execute_with_retry<V: scylla::serialize::row::SerializeRow + Sync>(
+        &self,
+        statement: &PreparedStatement,
+        values: V,
+    ) -> Result<(), SinkError> {
         let mut delay = self.config.backoff;
         let mut attempt = 0;
         loop {
-            match request().await {
+            match self.session.execute_unpaged(statement, &values).await {
                 Ok(_) => return Ok(()),
                 Err(e) if attempt < self.config.retries => {
                     tracing::debug!(attempt, error = %e, "Cassandra write failed, retrying");
@@ -214,7 +197,7 @@ impl CassandraSink {
                     return Err(SinkError::Unavailable {
                         sink: SINK.into(),
                         message: format!(
-                            "{what} into {} failed after {} attempts: {e}",
+                            "INSERT into {} failed after {} attempts: {e}",
                             self.config.keyspace,
                             attempt + 1
                         ),
@@ -222,73 +205,6 @@ impl CassandraSink {
                 }
             }
         }
-    }
-
-    /// Row indexes grouped by the replica that owns each row's token, in chunks of at most
-    /// `batch_rows`. A row whose replica is unknown (no token map yet) gets a chunk of its
-    /// own, which the driver still routes by its token.
-    fn replica_chunks<V: SerializeRow>(&self, values: &[V]) -> Result<Vec<Vec<usize>>, SinkError> {
-        let size = self.config.batch_rows.max(1);
-        if size == 1 {
-            return Ok((0..values.len()).map(|i| vec![i]).collect());
-        }
-        let cluster = self.session.get_cluster_state();
-        let mut by_replica: HashMap<Uuid, Vec<usize>> = HashMap::new();
-        let mut chunks = Vec::new();
-        for (i, row) in values.iter().enumerate() {
-            let token = self
-                .insert_user
-                .calculate_token(row)
-                .map_err(|e| refused(format!("cannot compute the token of a row: {e}")))?;
-            let replica = token.and_then(|token| {
-                cluster
-                    .get_token_endpoints(&self.config.keyspace, USERS_TABLE, token)
-                    .first()
-                    .map(|(node, _shard)| node.host_id)
-            });
-            match replica {
-                Some(host) => {
-                    let rows = by_replica.entry(host).or_default();
-                    rows.push(i);
-                    if rows.len() == size {
-                        chunks.push(std::mem::take(rows));
-                    }
-                }
-                None => chunks.push(vec![i]),
-            }
-        }
-        chunks.extend(by_replica.into_values().filter(|rows| !rows.is_empty()));
-        Ok(chunks)
-    }
-
-    async fn write_users<V: SerializeRow + Sync>(&self, values: &[V]) -> Result<(), SinkError> {
-        let chunks = self.replica_chunks(values)?;
-        stream::iter(chunks)
-            .map(|rows| async move {
-                if let [row] = rows[..] {
-                    return self
-                        .with_retry("INSERT", || {
-                            self.session
-                                .execute_unpaged(&self.insert_user, &values[row])
-                        })
-                        .await;
-                }
-                let mut batch = Batch::new(BatchType::Unlogged);
-                for _ in &rows {
-                    batch.append_statement(self.insert_user.clone());
-                }
-                // Every statement in it is an idempotent upsert, so the batch is too.
-                batch.set_is_idempotent(true);
-                batch.set_request_timeout(Some(self.config.request_timeout));
-                let batch_values: Vec<&V> = rows.iter().map(|&i| &values[i]).collect();
-                self.with_retry("UNLOGGED BATCH", || {
-                    self.session.batch(&batch, &batch_values)
-                })
-                .await
-            })
-            .buffer_unordered(self.config.concurrency)
-            .try_collect::<()>()
-            .await
     }
 }
 
@@ -350,9 +266,9 @@ impl Sink for CassandraSink {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let values: Vec<_> = (0..rows.num_rows())
+        stream::iter(0..rows.num_rows())
             .map(|i| {
-                (
+                let values = (
                     ids[i],
                     text(first, i),
                     text(last, i),
@@ -369,10 +285,12 @@ impl Sink for CassandraSink {
                     offset.is_valid(i).then(|| offset.value(i)),
                     ts(event_time, i),
                     ts(processed_at, i),
-                )
+                );
+                self.execute_with_retry(&self.insert_user, values)
             })
-            .collect();
-        self.write_users(&values).await?;
+            .buffer_unordered(self.config.concurrency)
+            .try_collect::<()>()
+            .await?;
 
         let topic = rejects.column(0).as_string::<i32>();
         let r_partition: &Int32Array = rejects.column(1).as_primitive();
@@ -393,9 +311,7 @@ impl Sink for CassandraSink {
                     reason.value(i),
                     ts(at, i),
                 );
-                self.with_retry("INSERT", move || {
-                    self.session.execute_unpaged(&self.insert_reject, values)
-                })
+                self.execute_with_retry(&self.insert_reject, values)
             })
             .buffer_unordered(self.config.concurrency)
             .try_collect::<()>()

@@ -272,7 +272,6 @@ impl CassandraSink {
         *,
         replication_factor = 1,
         concurrency = 256,
-        batch_rows = 10,
         retries = 3,
         backoff_seconds = 0.1,
         request_timeout_seconds = 5.0,
@@ -286,7 +285,6 @@ impl CassandraSink {
         keyspace: String,
         replication_factor: u32,
         concurrency: usize,
-        batch_rows: usize,
         retries: u32,
         backoff_seconds: f64,
         request_timeout_seconds: f64,
@@ -307,10 +305,8 @@ impl CassandraSink {
                 ));
             }
         };
-        if concurrency == 0 || batch_rows == 0 {
-            return Err(PyValueError::new_err(
-                "concurrency and batch_rows must be at least 1",
-            ));
+        if concurrency == 0 {
+            return Err(PyValueError::new_err("concurrency must be at least 1"));
         }
         let sink = Self {
             config: CassandraConfig {
@@ -318,7 +314,6 @@ impl CassandraSink {
                 keyspace,
                 replication_factor,
                 concurrency,
-                batch_rows,
                 retries,
                 backoff: seconds("backoff_seconds", backoff_seconds)?,
                 request_timeout: seconds("request_timeout_seconds", request_timeout_seconds)?,

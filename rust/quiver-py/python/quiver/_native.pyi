@@ -54,7 +54,6 @@ class CassandraSink:
         *,
         replication_factor: int = 1,
         concurrency: int = 256,
-        batch_rows: int = 10,
         retries: int = 3,
         backoff_seconds: float = 0.1,
         request_timeout_seconds: float = 5.0,
