@@ -47,7 +47,11 @@ pub async fn connect(
         endpoint: endpoint.into(),
         source,
     };
-    let mut channel = Endpoint::from_shared(tonic_url(endpoint)).map_err(bad)?;
+    // Large windows for large responses (rows, SQL results), as on the server.
+    let mut channel = Endpoint::from_shared(tonic_url(endpoint))
+        .map_err(bad)?
+        .initial_stream_window_size(crate::service::STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(crate::service::CONNECTION_WINDOW_BYTES);
     if endpoint.starts_with("grpc+tls://") || endpoint.starts_with("https://") {
         let ca = tls_ca_pem.ok_or_else(|| ClientError::NoCa {
             endpoint: endpoint.into(),
