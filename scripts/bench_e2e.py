@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -172,8 +173,13 @@ class Bench:
         # The topic exists (with its partitions) before the job subscribes to it.
         self.produce(name, 1, seed=1)
         with log.open("w") as out:
+            # Its own process group: spark-submit's JVM runs the Python driver as a child,
+            # and stopping only the process we started left that driver running.
             job = subprocess.Popen(
-                self.job_command(variant, name, name, endpoint), stdout=out, stderr=subprocess.STDOUT
+                self.job_command(variant, name, name, endpoint),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         try:
             self.produce(name, WARMUP_USERS - 1, seed=2)
@@ -188,11 +194,12 @@ class Bench:
             self.produce(name, total, seed=4, rate=self.args.rate)
             self.wait_for(name, name, job, log, timeout=600)
         finally:
-            job.terminate()
+            _signal_group(job, signal.SIGTERM)
             try:
                 job.wait(timeout=120)
             except subprocess.TimeoutExpired:
-                job.kill()
+                _signal_group(job, signal.SIGKILL)
+                job.wait()
             if serve is not None:
                 serve.terminate()
                 serve.wait(timeout=60)
@@ -221,6 +228,15 @@ class Bench:
             p99_ms=percentile(latency, 0.99),
             max_ms=latency[-1],
         )
+
+
+def _signal_group(process: subprocess.Popen, signum: int) -> None:
+    """Signals every process of `process`'s group (it leads one); a group whose processes
+    have all exited is left alone."""
+    try:
+        os.killpg(process.pid, signum)
+    except ProcessLookupError:
+        pass
 
 
 def _free_port() -> int:
