@@ -29,7 +29,6 @@ pub struct Decoded {
 }
 
 /// The fields of one randomuser record, borrowed from its parsed JSON.
-#[derive(Default)]
 struct User<'v> {
     gender: Option<&'v str>,
     name_title: Option<&'v str>,
@@ -193,8 +192,8 @@ impl<'v> Field<'v> {
 }
 
 /// The input columns after normalisation to [`kafka_input_schema`] types.
-struct Input<'b> {
-    value: Cow<'b, BinaryArray>,
+struct Input {
+    value: BinaryArray,
     topic: Option<ArrayRef>,
     partition: Int32Array,
     offset: Int64Array,
@@ -215,7 +214,7 @@ fn column_family_ok(name: &str, dt: &DataType) -> bool {
     }
 }
 
-fn normalise_input(batch: &RecordBatch) -> Result<Input<'_>, CoreError> {
+fn normalise_input(batch: &RecordBatch) -> Result<Input, CoreError> {
     let want = kafka_input_schema();
     let schema = batch.schema();
     let opts = CastOptions {
@@ -269,7 +268,7 @@ fn normalise_input(batch: &RecordBatch) -> Result<Input<'_>, CoreError> {
         ));
     }
     Ok(Input {
-        value: Cow::Owned(value.as_binary::<i32>().clone()),
+        value: value.as_binary::<i32>().clone(),
         topic: take(2),
         partition: partition.as_primitive().clone(),
         offset: offset.as_primitive().clone(),
@@ -427,7 +426,7 @@ impl Rejects {
 
     /// Records input row `i` as rejected for `reason`, with its Kafka coordinates and
     /// raw value.
-    fn push(&mut self, input: &Input<'_>, i: usize, reason: &str) {
+    fn push(&mut self, input: &Input, i: usize, reason: &str) {
         let topic = input.topic.as_ref().map(|t| t.as_string::<i32>());
         self.topic
             .append_option(topic.and_then(|t| t.is_valid(i).then(|| t.value(i))));

@@ -2,7 +2,7 @@
 //! its pipeline returned `Ok`; callers acknowledge nothing before that.
 
 use crate::error::CoreError;
-use crate::pipeline::{Engine, Pipeline, Processed};
+use crate::pipeline::{Engine, Pipeline};
 use arrow::array::RecordBatch;
 use async_trait::async_trait;
 use std::collections::BTreeMap;
@@ -119,19 +119,20 @@ impl SinkSet {
         Ok(Self { sinks })
     }
 
-    /// Writes a processed batch to every sink of `pipeline`, in order, stopping at the
-    /// first failure.
+    /// Writes a processed batch's rows and rejects to every sink of `pipeline`, in order,
+    /// stopping at the first failure.
     pub async fn store(
         &self,
         pipeline: &Pipeline,
-        processed: &Processed,
+        rows: &RecordBatch,
+        rejects: &RecordBatch,
     ) -> Result<Stored, SinkError> {
         let started = Instant::now();
         let mut reports = Vec::with_capacity(pipeline.spec().sinks.len());
         for name in &pipeline.spec().sinks {
             // SinkSet::new checked that every pipeline's sinks are here.
             let report = self.sinks[name]
-                .write(pipeline.name(), &processed.output, &processed.rejects)
+                .write(pipeline.name(), rows, rejects)
                 .await?;
             reports.push((name.clone(), report));
         }

@@ -18,8 +18,7 @@ use arrow_flight::{
 use futures::stream::{self, BoxStream};
 use futures::{StreamExt, TryStreamExt};
 use prost::Message;
-use quiver_core::{CoreError, Engine, Pipeline, Processed, SinkError, SinkSet, Stored};
-use std::borrow::Cow;
+use quiver_core::{CoreError, Engine, Pipeline, SinkError, SinkSet, Stored};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -162,20 +161,21 @@ impl QuiverFlight {
             .with_label_values(&[name, "sql"])
             .observe(processed.timings.sql.as_secs_f64());
 
-        // Rows returned to the caller are not stored, but rejects always are: the caller
+        // Rows returned to the caller are not stored, but their rejects are: the caller
         // gets only their count, and a reject must never be dropped silently.
-        let to_store = if store {
-            Some(Cow::Borrowed(&processed))
-        } else if processed.rejects.num_rows() > 0 {
-            Some(Cow::Owned(Processed {
-                output: RecordBatch::new_empty(processed.output.schema()),
-                ..processed.clone()
-            }))
+        let returned;
+        let rows = if store {
+            &processed.output
         } else {
-            None
+            returned = RecordBatch::new_empty(processed.output.schema());
+            &returned
         };
-        let stored = if let Some(to_store) = to_store {
-            let stored = self.sinks.store(pipeline, &to_store).await.map_err(|e| {
+        let stored = if store || processed.rejects.num_rows() > 0 {
+            let stored = self
+                .sinks
+                .store(pipeline, rows, &processed.rejects)
+                .await
+                .map_err(|e| {
                 m.sink_errors.with_label_values(&[e.sink()]).inc();
                 tracing::warn!(pipeline = name, batch_id = cmd.batch_id, partition = cmd.partition, error = %e, "sink write failed; batch not acknowledged");
                 sink_status(e)
@@ -202,7 +202,7 @@ impl QuiverFlight {
             sequence,
             rows_in: processed.rows_in as u64,
             rows_out: processed.output.num_rows() as u64,
-            rows_written: if store { stored.rows_written() } else { 0 },
+            rows_written: stored.rows_written(),
             rows_rejected: processed.rejects.num_rows() as u64,
             decode_micros: micros(processed.timings.decode),
             sql_micros: micros(processed.timings.sql),

@@ -155,9 +155,9 @@ impl Engine {
             .map(|s| s.connection(py).map(|c| c as Arc<dyn Sink>))
             .collect::<PyResult<Vec<_>>>()?;
         let sinks = SinkSet::new(&self.inner, sinks).map_err(core_err)?;
-        let processed = processed.inner.clone();
+        let (rows, rejects) = (&processed.inner.output, &processed.inner.rejects);
         let stored =
-            block_on(py, async move { sinks.store(&p, &processed).await })?.map_err(sink_err)?;
+            block_on(py, async move { sinks.store(&p, rows, rejects).await })?.map_err(sink_err)?;
         Ok(Stored { inner: stored })
     }
 }
