@@ -1,13 +1,17 @@
 //! Decode + SQL throughput of the `users` pipeline on one thread, for batches of 1k, 10k
 //! and 100k synthetic randomuser records.
 //!
-//! Run: `cargo bench -p quiver-core --bench decode_sql` (results: docs/BENCHMARKS.md).
+//! Run: `cargo bench --locked --workspace --bench decode_sql` (results: docs/BENCHMARKS.md).
 
 use arrow::array::AsArray;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use quiver_core::synth::users_batch;
 use quiver_core::{Engine, PipelineSpec, decode_users};
 use std::hint::black_box;
+
+// The allocator of the `quiver` binary, so the bench measures what the service runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()

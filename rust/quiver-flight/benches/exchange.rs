@@ -1,14 +1,15 @@
-//! What the Flight hop costs: one DoExchange round trip on loopback (batch in, ack out,
-//! `--sink none`) against calling the same pipeline in-process, for 10k-record batches.
+//! What the Flight hop costs, on loopback with `--sink none`, against calling the same
+//! pipeline in-process: one batch per DoExchange (a round trip: batch in, ack out), and
+//! a stream of batches in one DoExchange, as a Spark task sends its partition.
 //!
 //! Run: `cargo bench --workspace --bench exchange` (with `-p`, cargo would resolve other features and rebuild DataFusion) (results: docs/BENCHMARKS.md).
 
 use arrow::array::RecordBatch;
 use arrow_flight::FlightDescriptor;
+use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::flight_service_client::FlightServiceClient;
-use arrow_flight::utils::batches_to_flight_data;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use futures::stream;
+use futures::{StreamExt, stream};
 use prost::Message;
 use quiver_core::synth::users_batch;
 use quiver_core::{Engine, NoSink, PipelineSpec, SinkSet};
@@ -17,22 +18,36 @@ use quiver_flight::{Metrics, QuiverFlight, ServiceConfig};
 use std::sync::Arc;
 use tonic::transport::Channel;
 
+// The allocator of the `quiver` binary, so the bench measures what the service runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const MAX: usize = 256 * 1024 * 1024;
 
-async fn exchange(client: &mut FlightServiceClient<Channel>, batch: &RecordBatch) -> BatchAck {
-    let mut frames = batches_to_flight_data(&batch.schema(), vec![batch.clone()]).expect("encodes");
+/// Sends `batches` in one DoExchange, encoding each as the transport asks for it (as a
+/// streaming client does), and returns the rows the acks count.
+async fn exchange(client: &mut FlightServiceClient<Channel>, batches: &[RecordBatch]) -> u64 {
     let cmd = ExchangeCommand {
         pipeline: "users".into(),
         ..Default::default()
     };
-    frames[0].flight_descriptor = Some(FlightDescriptor::new_cmd(cmd.encode_to_vec()));
+    let frames = FlightDataEncoderBuilder::new()
+        .with_max_flight_data_size(MAX)
+        .with_flight_descriptor(Some(FlightDescriptor::new_cmd(cmd.encode_to_vec())))
+        .build(stream::iter(batches.to_vec()).map(Ok))
+        .map(|frame| frame.expect("encodes"));
     let mut response = client
-        .do_exchange(stream::iter(frames))
+        .do_exchange(frames)
         .await
         .expect("exchange starts")
         .into_inner();
-    let msg = response.message().await.expect("ack").expect("one ack");
-    BatchAck::decode(msg.app_metadata.as_ref()).expect("an ack")
+    let mut rows = 0;
+    while let Some(msg) = response.message().await.expect("an ack") {
+        rows += BatchAck::decode(msg.app_metadata.as_ref())
+            .expect("an ack")
+            .rows_out;
+    }
+    rows
 }
 
 fn bench(c: &mut Criterion) {
@@ -73,18 +88,31 @@ fn bench(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("flight");
     group.sample_size(10);
-    for n in [10_000usize, 100_000] {
-        let batch = users_batch(42, n);
-        group.throughput(Throughput::Elements(n as u64));
-        group.bench_with_input(BenchmarkId::new("in-process", n), &batch, |b, batch| {
-            b.iter(|| rt.block_on(pipeline.process(batch)).expect("processes"))
-        });
-        group.bench_with_input(BenchmarkId::new("do_exchange", n), &batch, |b, batch| {
-            b.iter(|| {
-                let ack = rt.block_on(exchange(&mut client, batch));
-                assert_eq!(ack.rows_out, n as u64);
-            })
-        });
+    // (batches, records each): one 10k batch (Spark's default Arrow batch), one 100k
+    // batch, and ten 10k batches streamed in one exchange.
+    for (count, n) in [(1usize, 10_000usize), (1, 100_000), (10, 10_000)] {
+        let batches: Vec<RecordBatch> = (0..count).map(|i| users_batch(42 + i as u64, n)).collect();
+        let records = (count * n) as u64;
+        let label = format!("{count}x{n}");
+        group.throughput(Throughput::Elements(records));
+        group.bench_with_input(
+            BenchmarkId::new("in-process", &label),
+            &batches,
+            |b, batches| {
+                b.iter(|| {
+                    for batch in batches {
+                        rt.block_on(pipeline.process(batch)).expect("processes");
+                    }
+                })
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("do_exchange", &label),
+            &batches,
+            |b, batches| {
+                b.iter(|| assert_eq!(rt.block_on(exchange(&mut client, batches)), records))
+            },
+        );
     }
     group.finish();
 }

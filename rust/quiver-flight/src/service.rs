@@ -117,7 +117,7 @@ impl QuiverFlight {
     /// succeeded.
     async fn run_batch(
         &self,
-        pipeline: &Pipeline,
+        pipeline: &Arc<Pipeline>,
         cmd: &ExchangeCommand,
         sequence: u64,
         batch: RecordBatch,
@@ -135,14 +135,24 @@ impl QuiverFlight {
 
     async fn run_batch_inner(
         &self,
-        pipeline: &Pipeline,
+        pipeline: &Arc<Pipeline>,
         cmd: &ExchangeCommand,
         sequence: u64,
         batch: RecordBatch,
         store: bool,
     ) -> Result<(BatchAck, RecordBatch), Status> {
         let name = pipeline.name();
-        let processed = pipeline.process(&batch).await.map_err(|e| {
+        // Decode and SQL keep a core busy for tens of milliseconds per batch. On a runtime
+        // worker they would also hold up the tasks queued behind them on that worker (the
+        // connection receiving the next batch among them), so they run on a blocking
+        // thread and the transfer of the next batch overlaps this one's work.
+        let job = pipeline.clone();
+        let processed = tokio::task::spawn_blocking(move || {
+            tokio::runtime::Handle::current().block_on(job.process(&batch))
+        })
+        .await
+        .map_err(|e| Status::internal(format!("the batch's processing stopped: {e}")))?
+        .map_err(|e| {
             let status = core_status(e);
             tracing::warn!(pipeline = name, batch_id = cmd.batch_id, partition = cmd.partition, attempt = cmd.attempt, %status, "batch failed");
             status
@@ -216,7 +226,7 @@ impl QuiverFlight {
     async fn open_exchange(
         &self,
         mut input: Streaming<FlightData>,
-    ) -> Result<(Arc<Pipeline>, ExchangeCommand, FlightRecordBatchStream), Status> {
+    ) -> Result<(Arc<Pipeline>, ExchangeCommand, InputBatches), Status> {
         let first = input.message().await?.ok_or_else(|| {
             Status::invalid_argument(
                 "the stream was empty: send a FlightDescriptor (CMD = ExchangeCommand) with the schema, then batches",
@@ -245,11 +255,8 @@ impl QuiverFlight {
             .chain(input)
             .try_filter(|m| std::future::ready(!m.data_header.is_empty()))
             .map_err(|s| FlightError::Tonic(Box::new(s)));
-        Ok((
-            pipeline,
-            cmd,
-            FlightRecordBatchStream::new_from_flight_data(rest),
-        ))
+        let batches = FlightRecordBatchStream::new_from_flight_data(rest);
+        Ok((pipeline, cmd, read_ahead(batches)))
     }
 
     /// The pipeline named by a PATH descriptor `[pipeline]` or `[pipeline, input|output]`.
@@ -305,6 +312,26 @@ impl Drop for InflightGuard<'_> {
     fn drop(&mut self) {
         self.0.inflight_batches.dec();
     }
+}
+
+/// The input batches of one exchange, in order.
+type InputBatches = BoxStream<'static, Result<RecordBatch, FlightError>>;
+
+/// Receives and decodes the next input batch on a runtime task while the current one is
+/// processed, so that copying it out of the transport (tens of MiB per Spark batch) does
+/// not add to the exchange's time. One batch is held ahead at most.
+fn read_ahead(batches: FlightRecordBatchStream) -> InputBatches {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        let mut batches = batches;
+        while let Some(batch) = batches.next().await {
+            // A closed channel means the call ended (error or client gone): stop reading.
+            if tx.send(batch).await.is_err() {
+                break;
+            }
+        }
+    });
+    stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) }).boxed()
 }
 
 fn micros(d: Duration) -> u64 {
@@ -543,9 +570,12 @@ fn check_token(expected: &str, metadata: &MetadataMap) -> Result<(), Status> {
     }
 }
 
-/// HTTP/2 flow-control windows: how much a peer may send before it hears back.
-pub const STREAM_WINDOW_BYTES: u32 = 8 * 1024 * 1024;
-pub const CONNECTION_WINDOW_BYTES: u32 = 16 * 1024 * 1024;
+/// HTTP/2 flow-control windows: how much a peer may send before it hears back. A stream's
+/// window holds a few of Spark's default Arrow batches (10,000 records, ~11 MiB), so the
+/// next batch crosses while the current one is processed instead of waiting for window
+/// updates; this is also the most a connection buffers unread.
+pub const STREAM_WINDOW_BYTES: u32 = 32 * 1024 * 1024;
+pub const CONNECTION_WINDOW_BYTES: u32 = 64 * 1024 * 1024;
 
 /// Serves `svc` on an already bound listener until `shutdown` resolves; in-flight calls
 /// are allowed to finish first.

@@ -8,6 +8,12 @@ mod sql;
 
 use std::process::ExitCode;
 
+// glibc returns every allocation above 32 MiB to the kernel when it is freed, so each
+// large micro-batch paid for fresh, zeroed pages (a fifth of a 100,000-record exchange);
+// mimalloc keeps and reuses them.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
