@@ -173,17 +173,15 @@ impl QuiverFlight {
 
         // Rows returned to the caller are not stored, but their rejects are: the caller
         // gets only their count, and a reject must never be dropped silently.
-        let returned;
         let rows = if store {
-            &processed.output
+            processed.output.clone()
         } else {
-            returned = RecordBatch::new_empty(processed.output.schema());
-            &returned
+            RecordBatch::new_empty(processed.output.schema())
         };
         let stored = if store || processed.rejects.num_rows() > 0 {
             let stored = self
                 .sinks
-                .store(pipeline, rows, &processed.rejects)
+                .store(pipeline, &rows, &processed.rejects)
                 .await
                 .map_err(|e| {
                 m.sink_errors.with_label_values(&[e.sink()]).inc();
@@ -320,10 +318,9 @@ type InputBatches = BoxStream<'static, Result<RecordBatch, FlightError>>;
 /// Receives and decodes the next input batch on a runtime task while the current one is
 /// processed, so that copying it out of the transport (tens of MiB per Spark batch) does
 /// not add to the exchange's time. One batch is held ahead at most.
-fn read_ahead(batches: FlightRecordBatchStream) -> InputBatches {
+fn read_ahead(mut batches: FlightRecordBatchStream) -> InputBatches {
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     tokio::spawn(async move {
-        let mut batches = batches;
         while let Some(batch) = batches.next().await {
             // A closed channel means the call ended (error or client gone): stop reading.
             if tx.send(batch).await.is_err() {
