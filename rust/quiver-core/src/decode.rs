@@ -1,7 +1,7 @@
 //! Kafka-shaped Arrow batch → typed `raw_users` rows + rejects.
 //!
-//! JSON is parsed by sonic-rs (SIMD) into its DOM, and the fields are read from it as
-//! borrowed strings, so strings are copied once, into the Arrow builders. A record is
+//! JSON is parsed by simd-json into its tape (a flat array of nodes), and the fields are
+//! read from it as borrowed strings, so strings are copied once, into the Arrow builders. A record is
 //! checked completely before anything is appended, so a reject never leaves a
 //! half-written row behind.
 
@@ -15,7 +15,9 @@ use arrow::array::{
 use arrow::compute::kernels::cast_utils::string_to_timestamp_nanos;
 use arrow::compute::{CastOptions, cast_with_options};
 use arrow::datatypes::{DataType, Schema};
-use sonic_rs::{JsonContainerTrait, JsonType, JsonValueTrait, Value};
+use simd_json::prelude::{TypedValue, ValueAsScalar, ValueIntoString};
+use simd_json::tape::Value;
+use simd_json::{Buffers, ValueType};
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -66,7 +68,7 @@ struct User<'v> {
 /// `login.uuid`.
 #[derive(Clone, Copy)]
 struct Field<'v> {
-    value: Option<&'v Value>,
+    value: Option<Value<'v, 'v>>,
     parent: &'static str,
     key: &'static str,
 }
@@ -76,7 +78,7 @@ struct Field<'v> {
 /// after the last key found, so entries in the API's order cost one comparison each;
 /// looking the keys up one by one would scan the object once per key.
 fn fields<'v, const N: usize>(
-    object: Option<&'v Value>,
+    object: Option<Value<'v, 'v>>,
     parent: &'static str,
     keys: [&'static str; N],
 ) -> [Field<'v>; N] {
@@ -94,14 +96,14 @@ fn fields<'v, const N: usize>(
             .map(|i| (next + i) % N)
             .find(|&j| keys[j] == name && found[j].value.is_none());
         if let Some(j) = hit {
-            found[j].value = Some(value).filter(|v| !v.is_null());
+            found[j].value = Some(value).filter(|v| v.value_type() != ValueType::Null);
             next = j + 1;
         }
     }
     found
 }
 
-fn invalid_json(e: sonic_rs::Error) -> String {
+fn invalid_json(e: simd_json::Error) -> String {
     let msg = e.to_string();
     format!(
         "invalid JSON: {}",
@@ -110,14 +112,15 @@ fn invalid_json(e: sonic_rs::Error) -> String {
 }
 
 impl<'v> Field<'v> {
-    fn wrong_type(&self, found: &Value, expected: &str) -> String {
-        let found = match found.get_type() {
-            JsonType::Null => "null",
-            JsonType::Boolean => "a boolean",
-            JsonType::Number => "a number",
-            JsonType::String => "a string",
-            JsonType::Object => "an object",
-            JsonType::Array => "an array",
+    fn wrong_type(&self, found: Value<'v, 'v>, expected: &str) -> String {
+        let found = match found.value_type() {
+            ValueType::Null => "null",
+            ValueType::Bool => "a boolean",
+            ValueType::I64 | ValueType::U64 | ValueType::F64 => "a number",
+            ValueType::String => "a string",
+            ValueType::Object => "an object",
+            ValueType::Array => "an array",
+            _ => "an unsupported value",
         };
         format!("{} is {found}, expected {expected}", self.path())
     }
@@ -132,12 +135,12 @@ impl<'v> Field<'v> {
 
     fn read<T>(
         &self,
-        convert: impl FnOnce(&'v Value) -> Result<T, String>,
+        convert: impl FnOnce(Value<'v, 'v>) -> Result<T, String>,
     ) -> Result<Option<T>, String> {
         self.value.map(convert).transpose()
     }
 
-    fn object(&self) -> Result<Option<&'v Value>, String> {
+    fn object(&self) -> Result<Option<Value<'v, 'v>>, String> {
         self.read(|v| {
             v.is_object()
                 .then_some(v)
@@ -146,7 +149,10 @@ impl<'v> Field<'v> {
     }
 
     fn text(&self) -> Result<Option<&'v str>, String> {
-        self.read(|v| v.as_str().ok_or_else(|| self.wrong_type(v, "a string")))
+        self.read(|v| {
+            v.into_string()
+                .ok_or_else(|| self.wrong_type(v, "a string"))
+        })
     }
 
     fn int<T: TryFrom<i64>>(&self) -> Result<Option<T>, String> {
@@ -160,16 +166,17 @@ impl<'v> Field<'v> {
     /// A number or a string: postcodes are numbers for most nationalities and strings
     /// for CA, GB, NO and others.
     fn number_as_text(&self) -> Result<Option<Cow<'v, str>>, String> {
-        self.read(|v| match (v.as_str(), v.as_number()) {
-            (Some(s), _) => Ok(Cow::Borrowed(s)),
-            (None, Some(n)) => Ok(Cow::Owned(n.to_string())),
+        self.read(|v| match (v.into_string(), v.as_i64(), v.as_f64()) {
+            (Some(s), _, _) => Ok(Cow::Borrowed(s)),
+            (None, Some(i), _) => Ok(Cow::Owned(i.to_string())),
+            (None, None, Some(f)) => Ok(Cow::Owned(f.to_string())),
             _ => Err(self.wrong_type(v, "a number or a string")),
         })
     }
 
     /// A number, or a string holding one: the API sends coordinates as strings.
     fn float(&self) -> Result<Option<f64>, String> {
-        self.read(|v| match (v.as_str(), v.as_f64()) {
+        self.read(|v| match (v.into_string(), v.cast_f64()) {
             (Some(s), _) => s
                 .trim()
                 .parse()
@@ -461,12 +468,21 @@ impl Rejects {
 /// Decodes one record into `columns`. Every field is read and checked before anything is
 /// appended, so a reject never leaves a half-written row behind.
 ///
-/// The record is parsed into sonic-rs's DOM and the fields are read from it: about
-/// three times faster than deserializing into serde structs, which matches every key by
-/// name and skips the unused fields a token at a time. (sonic-rs's lazy iterators,
-/// which skip the DOM, measured 2.5 times slower than this.)
-fn decode_record(raw: &[u8], columns: &mut UserColumns) -> Result<(), String> {
-    let record: Value = sonic_rs::from_slice(raw).map_err(invalid_json)?;
+/// The record is parsed into simd-json's tape and the fields are read from it. Serde
+/// structs were slower (every key matched by name, unused fields skipped a token at a
+/// time), and so was sonic-rs's DOM, whose nodes cost more to walk than the tape's flat
+/// array of nodes (docs/BENCHMARKS.md).
+fn decode_record(
+    raw: &[u8],
+    scratch: &mut Scratch,
+    columns: &mut UserColumns,
+) -> Result<(), String> {
+    // simd-json unescapes strings in place, so it parses a copy of the record.
+    scratch.json.clear();
+    scratch.json.extend_from_slice(raw);
+    let tape = simd_json::to_tape_with_buffers(&mut scratch.json, &mut scratch.buffers)
+        .map_err(invalid_json)?;
+    let record = tape.as_value();
     if !record.is_object() {
         return Err("invalid JSON: a record must be a JSON object".into());
     }
@@ -484,7 +500,7 @@ fn decode_record(raw: &[u8], columns: &mut UserColumns) -> Result<(), String> {
         picture,
         nat,
     ] = fields(
-        Some(&record),
+        Some(record),
         "",
         [
             "gender",
@@ -639,6 +655,13 @@ pub(crate) fn reject_input_rows(
     rejects.finish(now_ms)
 }
 
+/// Buffers reused from one record to the next.
+#[derive(Default)]
+struct Scratch {
+    json: Vec<u8>,
+    buffers: Buffers,
+}
+
 /// Decodes a Kafka-shaped batch of randomuser JSON values.
 ///
 /// Fails only when the batch itself has the wrong shape; a bad record becomes a row of
@@ -649,6 +672,7 @@ pub fn decode_users(batch: &RecordBatch, now_ms: i64) -> Result<Decoded, CoreErr
     let n = batch.num_rows();
     let mut cols = UserColumns::with_capacity(n);
     let mut rejects = Rejects::new();
+    let mut scratch = Scratch::default();
     for i in 0..n {
         let partition = input.partition.value(i);
         let offset = input.offset.value(i);
@@ -658,7 +682,7 @@ pub fn decode_users(batch: &RecordBatch, now_ms: i64) -> Result<Decoded, CoreErr
             .and_then(|t| t.is_valid(i).then(|| t.value(i)));
         let parsed = match input.value.is_valid(i).then(|| input.value.value(i)) {
             None => Err("value is null (a tombstone or an empty message)".to_string()),
-            Some(raw) => decode_record(raw, &mut cols),
+            Some(raw) => decode_record(raw, &mut scratch, &mut cols),
         };
         match parsed {
             Ok(()) => {

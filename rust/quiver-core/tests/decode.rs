@@ -95,6 +95,14 @@ fn fields_are_found_in_any_order_and_the_first_of_a_repeated_key_wins() {
 }
 
 #[test]
+fn numbers_beyond_64_bits_in_fields_not_used_are_accepted() {
+    let rec = r#"{"login":{"uuid":"0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0","salt":123456789012345678901234567890},"extra":[-98765432109876543210,1e300]}"#;
+    let d = decode_users(&one(&[rec]), NOW).unwrap();
+    assert_eq!(d.rejects.num_rows(), 0, "{:?}", d.rejects);
+    assert_eq!(d.rows.num_rows(), 1);
+}
+
+#[test]
 fn escaped_strings_are_unescaped() {
     let rec = r#"{"login":{"uuid":"0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"},"name":{"first":"Z\u00f6e \"Q\""}}"#;
     let d = decode_users(&one(&[rec]), NOW).unwrap();
