@@ -3,7 +3,7 @@ same records. Run it through `scripts/bench decode`, which makes the release bui
 pins this process to CPU 0 with taskset; the JVM that pyspark starts inherits the pin.
 
 - quiver: the release `quiver` module, `Engine().process("users", batch)` on a Kafka-shaped
-  Arrow batch: sonic-rs JSON decode into Arrow, then the DataFusion plan of pipelines/users.sql.
+  Arrow batch: simd-json decode into Arrow, then the DataFusion plan of pipelines/users.sql.
 - spark: pyspark `local[1]`, the from_json + select of scripts/bench_seed_job.py (the baseline
   of the end-to-end benchmark) plus processed_at, over the same batch as a cached DataFrame,
   evaluated in full by a `noop` write.
