@@ -409,10 +409,9 @@ mod tests {
         path
     }
 
-    fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("quiver-serve-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+    /// A directory removed when the test ends, pass or fail.
+    fn scratch() -> tempfile::TempDir {
+        tempfile::tempdir().unwrap()
     }
 
     #[test]
@@ -426,9 +425,10 @@ mod tests {
 
     #[test]
     fn file_then_environment_then_flags() {
-        let dir = scratch("layers");
+        let scratch = scratch();
+        let dir = scratch.path();
         let file = write(
-            &dir,
+            dir,
             "quiver.toml",
             "[serve]\nsink = \"none\"\nwindow_rows = 5\nflight_listen = \"127.0.0.1:6000\"\n\
              [serve.cassandra]\nkeyspace = \"from_file\"\n[produce]\ncount = 10\n",
@@ -450,17 +450,18 @@ mod tests {
 
     #[test]
     fn tls_needs_a_certificate_and_a_key_that_parse() {
-        let dir = scratch("tls");
+        let scratch = scratch();
+        let dir = scratch.path();
         let env_cert_only =
             |k: &str| (k == "QUIVER_TLS_CERT_FILE").then(|| "/x/cert.pem".to_string());
         let (s, _) = load(&args(None), &env_cert_only).unwrap();
         let err = tls(&s).unwrap_err().to_string();
         assert!(err.contains("both a certificate and a key"), "{err}");
 
-        let cert = write(&dir, "cert.pem", "not PEM");
-        let key = write(&dir, "key.pem", "not PEM either");
+        let cert = write(dir, "cert.pem", "not PEM");
+        let key = write(dir, "key.pem", "not PEM either");
         let file = write(
-            &dir,
+            dir,
             "quiver.toml",
             &format!("[serve]\ntls_cert_file = {cert:?}\ntls_key_file = {key:?}\n"),
         );
@@ -476,8 +477,9 @@ mod tests {
 
     #[test]
     fn a_misspelt_setting_is_an_error() {
-        let dir = scratch("typo");
-        let file = write(&dir, "quiver.toml", "[serve]\nwindw_rows = 5\n");
+        let scratch = scratch();
+        let dir = scratch.path();
+        let file = write(dir, "quiver.toml", "[serve]\nwindw_rows = 5\n");
         let err = load(&args(Some(file)), &|_| None).unwrap_err();
         assert!(format!("{err:#}").contains("windw_rows"), "{err:#}");
     }
@@ -494,10 +496,11 @@ mod tests {
 
     #[test]
     fn pipeline_sql_files_are_read_relative_to_the_config() {
-        let dir = scratch("sql");
-        write(&dir, "mine.sql", "SELECT login_uuid AS id FROM raw_users");
+        let scratch = scratch();
+        let dir = scratch.path();
+        write(dir, "mine.sql", "SELECT login_uuid AS id FROM raw_users");
         let file = write(
-            &dir,
+            dir,
             "quiver.toml",
             "[serve]\nsink = \"none\"\n[[serve.pipelines]]\nname = \"mine\"\nsql_file = \"mine.sql\"\n",
         );
@@ -508,7 +511,7 @@ mod tests {
         assert!(specs[0].sinks.is_empty());
 
         let missing = write(
-            &dir,
+            dir,
             "missing.toml",
             "[[serve.pipelines]]\nname = \"x\"\nsql_file = \"nope.sql\"\n",
         );
@@ -519,8 +522,9 @@ mod tests {
 
     #[test]
     fn an_empty_secret_file_is_refused() {
-        let dir = scratch("secret");
-        let path = write(&dir, "token", "  \n");
+        let scratch = scratch();
+        let dir = scratch.path();
+        let path = write(dir, "token", "  \n");
         let err = read_secret(&path, "token").unwrap_err();
         assert!(err.to_string().contains("is empty"), "{err}");
     }
