@@ -10,14 +10,14 @@ use crate::schema::{kafka_input_schema, rejects_schema, users_schema};
 use arrow::array::{
     Array, ArrayBuilder, ArrayRef, AsArray, BinaryArray, BinaryBuilder, Float64Builder, Int32Array,
     Int32Builder, Int64Array, Int64Builder, RecordBatch, StringBuilder, TimestampMillisecondArray,
-    TimestampMillisecondBuilder,
+    TimestampMillisecondBuilder, new_null_array,
 };
 use arrow::compute::kernels::cast_utils::string_to_timestamp_nanos;
 use arrow::compute::{CastOptions, cast_with_options};
 use arrow::datatypes::{DataType, Schema};
 use simd_json::prelude::{TypedValue, ValueAsScalar, ValueIntoString};
 use simd_json::tape::Value;
-use simd_json::{Buffers, ValueType};
+use simd_json::{Buffers, INPUT_PADDING, Tape, ValueType, fill_tape_padded};
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -28,6 +28,64 @@ pub struct Decoded {
     pub rows: RecordBatch,
     /// Records that could not be decoded, in [`rejects_schema`] order.
     pub rejects: RecordBatch,
+}
+
+/// The columns of [`users_schema`] a pipeline reads. The decoder converts and copies only
+/// these from each record and leaves the others null: a field that no query reads costs
+/// its parse alone, and a bad value in it does not reject the record. `login_uuid`, the
+/// record's identity, is always read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserFields(u64);
+
+impl UserFields {
+    /// Every column: what [`decode_users`] reads.
+    pub const ALL: Self = Self(u64::MAX);
+
+    /// The columns at these positions of [`users_schema`].
+    pub fn at(positions: impl IntoIterator<Item = usize>) -> Self {
+        Self(positions.into_iter().fold(0, |bits, i| bits | 1 << i))
+    }
+
+    fn reads(self, column: usize) -> bool {
+        column == column::LOGIN_UUID
+            || column >= column::KAFKA_PARTITION
+            || self.0 >> column & 1 == 1
+    }
+}
+
+/// Positions of the JSON-derived columns in [`users_schema`] (checked by a test).
+mod column {
+    pub const GENDER: usize = 0;
+    pub const NAME_TITLE: usize = 1;
+    pub const NAME_FIRST: usize = 2;
+    pub const NAME_LAST: usize = 3;
+    pub const STREET_NUMBER: usize = 4;
+    pub const STREET_NAME: usize = 5;
+    pub const CITY: usize = 6;
+    pub const STATE: usize = 7;
+    pub const COUNTRY: usize = 8;
+    pub const POSTCODE: usize = 9;
+    pub const LATITUDE: usize = 10;
+    pub const LONGITUDE: usize = 11;
+    pub const TZ_OFFSET: usize = 12;
+    pub const TZ_DESCRIPTION: usize = 13;
+    pub const EMAIL: usize = 14;
+    pub const LOGIN_UUID: usize = 15;
+    pub const USERNAME: usize = 16;
+    pub const DOB_DATE: usize = 17;
+    pub const DOB_AGE: usize = 18;
+    pub const REGISTERED_DATE: usize = 19;
+    pub const REGISTERED_AGE: usize = 20;
+    pub const PHONE: usize = 21;
+    pub const CELL: usize = 22;
+    pub const ID_NAME: usize = 23;
+    pub const ID_VALUE: usize = 24;
+    pub const PICTURE_LARGE: usize = 25;
+    pub const PICTURE_MEDIUM: usize = 26;
+    pub const PICTURE_THUMBNAIL: usize = 27;
+    pub const NAT: usize = 28;
+    /// The first of the columns that do not come from the JSON.
+    pub const KAFKA_PARTITION: usize = 29;
 }
 
 /// The fields of one randomuser record, borrowed from its parsed JSON.
@@ -130,6 +188,18 @@ impl<'v> Field<'v> {
             self.key.to_string()
         } else {
             format!("{}.{}", self.parent, self.key)
+        }
+    }
+
+    /// This field, or an absent one when `fields` does not read `column`.
+    fn for_column(self, fields: UserFields, column: usize) -> Self {
+        if fields.reads(column) {
+            self
+        } else {
+            Self {
+                value: None,
+                ..self
+            }
         }
     }
 
@@ -293,6 +363,8 @@ fn describe(schema: &Schema) -> String {
 }
 
 struct UserColumns {
+    /// The columns filled; the others stay empty and are null in the batch.
+    reads: UserFields,
     gender: StringBuilder,
     name_title: StringBuilder,
     name_first: StringBuilder,
@@ -328,10 +400,11 @@ struct UserColumns {
 }
 
 impl UserColumns {
-    fn with_capacity(n: usize) -> Self {
+    fn with_capacity(n: usize, reads: UserFields) -> Self {
         let s = |bytes_per_row: usize| StringBuilder::with_capacity(n, n * bytes_per_row);
         let ts = || TimestampMillisecondBuilder::with_capacity(n).with_timezone("UTC");
         Self {
+            reads,
             gender: s(6),
             name_title: s(4),
             name_first: s(8),
@@ -371,7 +444,7 @@ impl UserColumns {
         let n = self.partition.len();
         let processed_at =
             TimestampMillisecondArray::from(vec![processed_at_ms; n]).with_timezone("UTC");
-        let columns: Vec<ArrayRef> = vec![
+        let mut columns: Vec<ArrayRef> = vec![
             Arc::new(self.gender.finish()),
             Arc::new(self.name_title.finish()),
             Arc::new(self.name_first.finish()),
@@ -406,7 +479,13 @@ impl UserColumns {
             Arc::new(self.kafka_ts.finish()),
             Arc::new(processed_at),
         ];
-        Ok(RecordBatch::try_new(users_schema(), columns)?)
+        let schema = users_schema();
+        for (i, column) in columns.iter_mut().enumerate() {
+            if !self.reads.reads(i) {
+                *column = new_null_array(schema.field(i).data_type(), n);
+            }
+        }
+        Ok(RecordBatch::try_new(schema, columns)?)
     }
 }
 
@@ -474,15 +553,34 @@ impl Rejects {
 /// array of nodes (docs/BENCHMARKS.md).
 fn decode_record(
     raw: &[u8],
+    wanted: UserFields,
     scratch: &mut Scratch,
     columns: &mut UserColumns,
 ) -> Result<(), String> {
-    // simd-json unescapes strings in place, so it parses a copy of the record.
+    // simd-json unescapes strings in place, so it parses a copy of the record. The copy
+    // carries the padding its SIMD loads need, which spares it a padded copy of its own.
     scratch.json.clear();
     scratch.json.extend_from_slice(raw);
-    let tape = simd_json::to_tape_with_buffers(&mut scratch.json, &mut scratch.buffers)
-        .map_err(invalid_json)?;
-    let record = tape.as_value();
+    scratch.json.extend_from_slice(&[b' '; INPUT_PADDING]);
+    let mut tape = std::mem::replace(&mut scratch.tape, Tape(Vec::new())).reset();
+    let read = fill_tape_padded(
+        &mut scratch.json,
+        raw.len(),
+        &mut scratch.buffers,
+        &mut tape,
+    )
+    .map_err(invalid_json)
+    .and_then(|()| read_record(tape.as_value(), wanted, columns));
+    scratch.tape = tape.reset();
+    read
+}
+
+/// Reads the fields of one parsed record into `columns`.
+fn read_record(
+    record: Value<'_, '_>,
+    wanted: UserFields,
+    columns: &mut UserColumns,
+) -> Result<(), String> {
     if !record.is_object() {
         return Err("invalid JSON: a record must be a JSON object".into());
     }
@@ -568,71 +666,95 @@ fn decode_record(
         ["large", "medium", "thumbnail"],
     );
     let user = User {
-        gender: gender.text()?,
-        name_title: title.text()?,
-        name_first: first.text()?,
-        name_last: last.text()?,
-        street_number: street_number.int()?,
-        street_name: street_name.text()?,
-        city: city.text()?,
-        state: state.text()?,
-        country: country.text()?,
-        postcode: postcode.number_as_text()?,
-        latitude: latitude.float()?,
-        longitude: longitude.float()?,
-        tz_offset: tz_offset.text()?,
-        tz_description: tz_description.text()?,
-        email: email.text()?,
+        gender: gender.for_column(wanted, column::GENDER).text()?,
+        name_title: title.for_column(wanted, column::NAME_TITLE).text()?,
+        name_first: first.for_column(wanted, column::NAME_FIRST).text()?,
+        name_last: last.for_column(wanted, column::NAME_LAST).text()?,
+        street_number: street_number
+            .for_column(wanted, column::STREET_NUMBER)
+            .int()?,
+        street_name: street_name.for_column(wanted, column::STREET_NAME).text()?,
+        city: city.for_column(wanted, column::CITY).text()?,
+        state: state.for_column(wanted, column::STATE).text()?,
+        country: country.for_column(wanted, column::COUNTRY).text()?,
+        postcode: postcode
+            .for_column(wanted, column::POSTCODE)
+            .number_as_text()?,
+        latitude: latitude.for_column(wanted, column::LATITUDE).float()?,
+        longitude: longitude.for_column(wanted, column::LONGITUDE).float()?,
+        tz_offset: tz_offset.for_column(wanted, column::TZ_OFFSET).text()?,
+        tz_description: tz_description
+            .for_column(wanted, column::TZ_DESCRIPTION)
+            .text()?,
+        email: email.for_column(wanted, column::EMAIL).text()?,
         uuid,
-        username: username.text()?,
-        dob_ms: dob_date.timestamp_ms()?,
-        dob_age: dob_age.int()?,
-        registered_ms: registered_date.timestamp_ms()?,
-        registered_age: registered_age.int()?,
-        phone: phone.text()?,
-        cell: cell.text()?,
-        id_name: id_name.text()?,
-        id_value: id_value.text()?,
-        picture_large: large.text()?,
-        picture_medium: medium.text()?,
-        picture_thumbnail: thumbnail.text()?,
-        nat: nat.text()?,
+        username: username.for_column(wanted, column::USERNAME).text()?,
+        dob_ms: dob_date
+            .for_column(wanted, column::DOB_DATE)
+            .timestamp_ms()?,
+        dob_age: dob_age.for_column(wanted, column::DOB_AGE).int()?,
+        registered_ms: registered_date
+            .for_column(wanted, column::REGISTERED_DATE)
+            .timestamp_ms()?,
+        registered_age: registered_age
+            .for_column(wanted, column::REGISTERED_AGE)
+            .int()?,
+        phone: phone.for_column(wanted, column::PHONE).text()?,
+        cell: cell.for_column(wanted, column::CELL).text()?,
+        id_name: id_name.for_column(wanted, column::ID_NAME).text()?,
+        id_value: id_value.for_column(wanted, column::ID_VALUE).text()?,
+        picture_large: large.for_column(wanted, column::PICTURE_LARGE).text()?,
+        picture_medium: medium.for_column(wanted, column::PICTURE_MEDIUM).text()?,
+        picture_thumbnail: thumbnail
+            .for_column(wanted, column::PICTURE_THUMBNAIL)
+            .text()?,
+        nat: nat.for_column(wanted, column::NAT).text()?,
     };
     append(columns, user);
     Ok(())
 }
 
 fn append(c: &mut UserColumns, u: User<'_>) {
-    c.gender.append_option(u.gender);
-    c.name_title.append_option(u.name_title);
-    c.name_first.append_option(u.name_first);
-    c.name_last.append_option(u.name_last);
-    c.street_number.append_option(u.street_number);
-    c.street_name.append_option(u.street_name);
-    c.city.append_option(u.city);
-    c.state.append_option(u.state);
-    c.country.append_option(u.country);
-    c.postcode.append_option(u.postcode);
-    c.latitude.append_option(u.latitude);
-    c.longitude.append_option(u.longitude);
-    c.tz_offset.append_option(u.tz_offset);
-    c.tz_description.append_option(u.tz_description);
-    c.email.append_option(u.email);
+    let reads = c.reads;
+    macro_rules! put {
+        ($($builder:ident = $value:expr, $column:ident;)*) => {$(
+            if reads.reads(column::$column) {
+                c.$builder.append_option($value);
+            }
+        )*};
+    }
+    put! {
+        gender = u.gender, GENDER;
+        name_title = u.name_title, NAME_TITLE;
+        name_first = u.name_first, NAME_FIRST;
+        name_last = u.name_last, NAME_LAST;
+        street_number = u.street_number, STREET_NUMBER;
+        street_name = u.street_name, STREET_NAME;
+        city = u.city, CITY;
+        state = u.state, STATE;
+        country = u.country, COUNTRY;
+        postcode = u.postcode, POSTCODE;
+        latitude = u.latitude, LATITUDE;
+        longitude = u.longitude, LONGITUDE;
+        tz_offset = u.tz_offset, TZ_OFFSET;
+        tz_description = u.tz_description, TZ_DESCRIPTION;
+        email = u.email, EMAIL;
+        username = u.username, USERNAME;
+        dob_date = u.dob_ms, DOB_DATE;
+        dob_age = u.dob_age, DOB_AGE;
+        registered_date = u.registered_ms, REGISTERED_DATE;
+        registered_age = u.registered_age, REGISTERED_AGE;
+        phone = u.phone, PHONE;
+        cell = u.cell, CELL;
+        id_name = u.id_name, ID_NAME;
+        id_value = u.id_value, ID_VALUE;
+        picture_large = u.picture_large, PICTURE_LARGE;
+        picture_medium = u.picture_medium, PICTURE_MEDIUM;
+        picture_thumbnail = u.picture_thumbnail, PICTURE_THUMBNAIL;
+        nat = u.nat, NAT;
+    }
     c.uuid
         .append_value(u.uuid.encode_lower(&mut uuid::Uuid::encode_buffer()));
-    c.username.append_option(u.username);
-    c.dob_date.append_option(u.dob_ms);
-    c.dob_age.append_option(u.dob_age);
-    c.registered_date.append_option(u.registered_ms);
-    c.registered_age.append_option(u.registered_age);
-    c.phone.append_option(u.phone);
-    c.cell.append_option(u.cell);
-    c.id_name.append_option(u.id_name);
-    c.id_value.append_option(u.id_value);
-    c.picture_large.append_option(u.picture_large);
-    c.picture_medium.append_option(u.picture_medium);
-    c.picture_thumbnail.append_option(u.picture_thumbnail);
-    c.nat.append_option(u.nat);
 }
 
 /// Rejects for input rows that decoded but that the pipeline's SQL could not transform,
@@ -656,10 +778,21 @@ pub(crate) fn reject_input_rows(
 }
 
 /// Buffers reused from one record to the next.
-#[derive(Default)]
 struct Scratch {
     json: Vec<u8>,
     buffers: Buffers,
+    /// Empty between records.
+    tape: Tape<'static>,
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Self {
+            json: Vec::new(),
+            buffers: Buffers::default(),
+            tape: Tape(Vec::new()),
+        }
+    }
 }
 
 /// Decodes a Kafka-shaped batch of randomuser JSON values.
@@ -668,9 +801,18 @@ struct Scratch {
 /// `rejects`. `now_ms` stamps `processed_at` and `rejected_at`: it is passed in so the
 /// core stays deterministic under test.
 pub fn decode_users(batch: &RecordBatch, now_ms: i64) -> Result<Decoded, CoreError> {
+    decode_user_fields(batch, now_ms, UserFields::ALL)
+}
+
+/// [`decode_users`] for a reader of only some columns: the others are null.
+pub fn decode_user_fields(
+    batch: &RecordBatch,
+    now_ms: i64,
+    wanted: UserFields,
+) -> Result<Decoded, CoreError> {
     let input = normalise_input(batch)?;
     let n = batch.num_rows();
-    let mut cols = UserColumns::with_capacity(n);
+    let mut cols = UserColumns::with_capacity(n, wanted);
     let mut rejects = Rejects::new();
     let mut scratch = Scratch::default();
     for i in 0..n {
@@ -682,7 +824,7 @@ pub fn decode_users(batch: &RecordBatch, now_ms: i64) -> Result<Decoded, CoreErr
             .and_then(|t| t.is_valid(i).then(|| t.value(i)));
         let parsed = match input.value.is_valid(i).then(|| input.value.value(i)) {
             None => Err("value is null (a tombstone or an empty message)".to_string()),
-            Some(raw) => decode_record(raw, &mut scratch, &mut cols),
+            Some(raw) => decode_record(raw, wanted, &mut scratch, &mut cols),
         };
         match parsed {
             Ok(()) => {

@@ -14,7 +14,7 @@ pub mod sink;
 pub mod synth;
 pub mod window;
 
-pub use decode::{Decoded, decode_users};
+pub use decode::{Decoded, UserFields, decode_user_fields, decode_users};
 pub use error::{CoreError, SchemaProblem};
 pub use pipeline::{Decoder, Engine, Pipeline, PipelineSpec, Processed, StageTimings};
 pub use sink::{NoSink, Sink, SinkError, SinkReport, SinkSet, Stored};

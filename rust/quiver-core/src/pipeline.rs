@@ -4,7 +4,7 @@
 //! Per batch only the physical plan's in-memory scan is swapped for one over the new rows:
 //! planning costs milliseconds, executing a projection over a batch a fraction of that.
 
-use crate::decode::{Decoded, decode_users, reject_input_rows};
+use crate::decode::{Decoded, UserFields, decode_user_fields, reject_input_rows};
 use crate::error::{CoreError, SchemaProblem};
 use crate::schema::{
     INPUT_TABLE, created_users_schema, kafka_input_schema, rejects_schema, users_schema,
@@ -39,9 +39,14 @@ pub enum Decoder {
 }
 
 impl Decoder {
-    fn decode(self, input: &RecordBatch, now_ms: i64) -> Result<Decoded, CoreError> {
+    fn decode(
+        self,
+        input: &RecordBatch,
+        now_ms: i64,
+        reads: UserFields,
+    ) -> Result<Decoded, CoreError> {
         match self {
-            Self::RandomUser => decode_users(input, now_ms),
+            Self::RandomUser => decode_user_fields(input, now_ms, reads),
         }
     }
 
@@ -112,6 +117,8 @@ pub struct Processed {
 pub struct Pipeline {
     spec: PipelineSpec,
     plan: Arc<dyn ExecutionPlan>,
+    /// The decoded columns the plan reads; the decoder leaves the others null.
+    reads: UserFields,
     ctx: SessionContext,
     window: Arc<OutputWindow>,
     rejects_window: Arc<OutputWindow>,
@@ -149,7 +156,7 @@ impl Pipeline {
     pub async fn process(&self, input: &RecordBatch) -> Result<Processed, CoreError> {
         let started = Instant::now();
         let now = now_ms();
-        let decoded = self.spec.decoder.decode(input, now)?;
+        let decoded = self.spec.decoder.decode(input, now, self.reads)?;
         let decoded_at = Instant::now();
         let (output, rejects) = match self.transform(decoded.rows.clone()).await {
             Ok(output) => (output, decoded.rejects),
@@ -234,15 +241,16 @@ impl Pipeline {
     }
 }
 
-/// Replaces the plan's in-memory scan of `raw_users` with one over `rows`, keeping the
-/// projection and limit the optimiser pushed into it.
+/// Replaces the plan's in-memory scans of the decoded rows with scans of `rows`, keeping
+/// the projection and limit the optimiser pushed into each.
 fn bind_rows(
     plan: Arc<dyn ExecutionPlan>,
     rows: RecordBatch,
 ) -> Result<Arc<dyn ExecutionPlan>, DataFusionError> {
+    let input = rows.schema();
     let partitions = [vec![rows]];
     plan.transform_up(|node| {
-        let Some(mem) = memory_source(&node) else {
+        let Some(mem) = input_scan(&node, &input) else {
             return Ok(Transformed::no(node));
         };
         let source = MemorySourceConfig::try_new(
@@ -257,18 +265,33 @@ fn bind_rows(
     .map(|t| t.data)
 }
 
-fn memory_source(node: &Arc<dyn ExecutionPlan>) -> Option<&MemorySourceConfig> {
+/// `node` if it scans the decoded rows (schema `input`). The recent-output windows a
+/// query may also read are in-memory scans too, of other schemas.
+fn input_scan<'p>(
+    node: &'p Arc<dyn ExecutionPlan>,
+    input: &SchemaRef,
+) -> Option<&'p MemorySourceConfig> {
     node.downcast_ref::<DataSourceExec>()
         .and_then(|ds| ds.data_source().downcast_ref::<MemorySourceConfig>())
+        .filter(|mem| mem.original_schema() == *input)
 }
 
-fn plan_reads_input(plan: &Arc<dyn ExecutionPlan>) -> bool {
-    let mut found = false;
+/// The columns of the decoded rows that `plan` reads, or `None` if it does not read them.
+fn input_columns(plan: &Arc<dyn ExecutionPlan>, input: &SchemaRef) -> Option<UserFields> {
+    let mut scans = Vec::new();
     let _ = plan.apply(|node| {
-        found |= memory_source(node).is_some();
+        if let Some(mem) = input_scan(node, input) {
+            scans.push(mem.projection().clone());
+        }
         Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
     });
-    found
+    if scans.is_empty() {
+        return None;
+    }
+    Some(match scans.into_iter().collect::<Option<Vec<_>>>() {
+        Some(projections) => UserFields::at(projections.into_iter().flatten()),
+        None => UserFields::ALL,
+    })
 }
 
 /// Whether a value of type `found` may be written to a column of type `expected`
@@ -402,7 +425,7 @@ impl Engine {
                 ctx.register_table(table, Arc::new(empty))
                     .map_err(|e| classify(&spec.name, e))?;
             }
-            let plan = plan(&ctx, &spec).await?;
+            let (plan, reads) = plan(&ctx, &spec).await?;
             let window = Arc::new(OutputWindow::new(spec.sink_schema.clone(), window_rows));
             ctx.register_table(spec.name.as_str(), window.clone())
                 .map_err(|e| classify(&spec.name, e))?;
@@ -414,6 +437,7 @@ impl Engine {
                 Arc::new(Pipeline {
                     spec,
                     plan,
+                    reads,
                     ctx: ctx.clone(),
                     window,
                     rejects_window,
@@ -509,7 +533,7 @@ fn session() -> SessionContext {
 async fn plan(
     ctx: &SessionContext,
     spec: &PipelineSpec,
-) -> Result<Arc<dyn ExecutionPlan>, CoreError> {
+) -> Result<(Arc<dyn ExecutionPlan>, UserFields), CoreError> {
     let not_query = |message: String| CoreError::NotAQuery {
         pipeline: spec.name.clone(),
         table: spec.decoder.table().0.into(),
@@ -549,12 +573,10 @@ async fn plan(
         .create_physical_plan()
         .await
         .map_err(|e| classify(&spec.name, e))?;
-    if !plan_reads_input(&plan) {
-        return Err(not_query(
-            "the query does not read its rows from the decoded records".into(),
-        ));
-    }
-    Ok(plan)
+    let reads = input_columns(&plan, &spec.decoder.table().1).ok_or_else(|| {
+        not_query("the query does not read its rows from the decoded records".into())
+    })?;
+    Ok((plan, reads))
 }
 
 impl std::fmt::Debug for Pipeline {

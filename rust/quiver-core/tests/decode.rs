@@ -7,8 +7,9 @@ use arrow::array::{
 use arrow::datatypes::{
     DataType, Field, Float64Type, Int32Type, Int64Type, Schema, TimeUnit, TimestampMillisecondType,
 };
+use quiver_core::schema::users_schema;
 use quiver_core::synth::kafka_batch;
-use quiver_core::{CoreError, decode_users};
+use quiver_core::{CoreError, UserFields, decode_user_fields, decode_users};
 use std::sync::Arc;
 
 const NOW: i64 = 1_700_000_000_000;
@@ -262,4 +263,59 @@ fn an_empty_batch_decodes_to_empty_outputs() {
     let d = decode_users(&kafka_batch(&[], 0, 0), NOW).unwrap();
     assert_eq!((d.rows.num_rows(), d.rejects.num_rows()), (0, 0));
     assert_eq!(d.rows.schema(), quiver_core::schema::users_schema());
+}
+
+#[test]
+fn a_reader_of_some_columns_gets_exactly_those_and_the_record_identity() {
+    let batch = one(&[GB_USER]);
+    let full = decode_users(&batch, NOW).unwrap().rows;
+    let schema = users_schema();
+    let identity = [
+        "login_uuid",
+        "kafka_partition",
+        "kafka_offset",
+        "kafka_timestamp",
+        "processed_at",
+    ];
+    for (i, field) in schema.fields().iter().enumerate() {
+        if identity.contains(&field.name().as_str()) {
+            continue;
+        }
+        let d = decode_user_fields(&batch, NOW, UserFields::at([i])).unwrap();
+        assert_eq!(d.rejects.num_rows(), 0);
+        for (j, other) in schema.fields().iter().enumerate() {
+            let read = j == i || identity.contains(&other.name().as_str());
+            if read {
+                assert_eq!(
+                    d.rows.column(j),
+                    full.column(j),
+                    "{} reading {}",
+                    other.name(),
+                    field.name()
+                );
+            } else {
+                assert_eq!(
+                    d.rows.column(j).null_count(),
+                    1,
+                    "{} is read when only {} is asked for",
+                    other.name(),
+                    field.name()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_bad_value_in_a_column_nobody_reads_does_not_reject_the_record() {
+    let record = GB_USER.replace(r#""latitude":"-69.8246""#, r#""latitude":"north""#);
+    let batch = one(&[&record]);
+    assert_eq!(decode_users(&batch, NOW).unwrap().rejects.num_rows(), 1);
+    let latitude = users_schema()
+        .index_of("location_coordinates_latitude")
+        .unwrap();
+    let others = (0..users_schema().fields().len()).filter(|&i| i != latitude);
+    let d = decode_user_fields(&batch, NOW, UserFields::at(others)).unwrap();
+    assert_eq!((d.rows.num_rows(), d.rejects.num_rows()), (1, 0));
+    assert!(col(&d.rows, "location_coordinates_latitude").is_null(0));
 }

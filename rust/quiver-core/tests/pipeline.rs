@@ -340,3 +340,64 @@ async fn the_recent_output_window_is_queryable() {
     let err = engine.query("DROP TABLE users").await.unwrap_err();
     assert!(matches!(err, CoreError::Query(_)), "{err}");
 }
+
+#[tokio::test]
+async fn a_pipeline_decodes_only_the_columns_its_sql_reads() {
+    // users.sql does not read the coordinates; a pipeline that filters on them does.
+    let record = users(5, 1)[0].clone();
+    let latitude = record
+        .split(r#""latitude":"#)
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .unwrap()
+        .to_string();
+    let bad = record.replace(
+        &format!(r#""latitude":{latitude}"#),
+        r#""latitude":"north""#,
+    );
+    assert_ne!(bad, record);
+    let with_latitude = quiver_core::pipeline::USERS_SQL.replace(
+        "FROM raw_users",
+        "FROM raw_users WHERE location_coordinates_latitude > -91",
+    );
+    let engine = Engine::new(
+        vec![
+            PipelineSpec::users(),
+            PipelineSpec::users_with_sql("located", &with_latitude),
+        ],
+        0,
+    )
+    .await
+    .unwrap();
+    let batch = kafka_batch(&[Some(record.as_bytes()), Some(bad.as_bytes())], 0, 0);
+
+    let users = engine
+        .pipeline("users")
+        .unwrap()
+        .process(&batch)
+        .await
+        .unwrap();
+    assert_eq!((users.output.num_rows(), users.rejects.num_rows()), (2, 0));
+    assert_eq!(actual(&users.output, 1), expected(&bad));
+
+    let located = engine
+        .pipeline("located")
+        .unwrap()
+        .process(&batch)
+        .await
+        .unwrap();
+    assert_eq!(
+        (located.output.num_rows(), located.rejects.num_rows()),
+        (1, 1)
+    );
+    let reason = located
+        .rejects
+        .column_by_name("reason")
+        .unwrap()
+        .as_string::<i32>();
+    assert!(
+        reason.value(0).contains("coordinate"),
+        "{}",
+        reason.value(0)
+    );
+}
