@@ -260,12 +260,55 @@ impl<'v> Field<'v> {
     fn timestamp_ms(&self) -> Result<Option<i64>, String> {
         self.text()?
             .map(|s| {
-                string_to_timestamp_nanos(s)
-                    .map(|ns| ns.div_euclid(1_000_000))
-                    .map_err(|_| format!("{} {s:?} is not an ISO-8601 timestamp", self.path()))
+                utc_millis(s)
+                    .or_else(|| {
+                        string_to_timestamp_nanos(s)
+                            .ok()
+                            .map(|ns| ns.div_euclid(1_000_000))
+                    })
+                    .ok_or_else(|| format!("{} {s:?} is not an ISO-8601 timestamp", self.path()))
             })
             .transpose()
     }
+}
+
+/// The API's own form, `YYYY-MM-DDTHH:MM:SS.mmmZ`, read directly; `None` for anything
+/// else, which arrow-cast's general parser then reads. The general parser cost 4 % of
+/// decoding for the two dates of every record.
+fn utc_millis(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 24 || [b[4], b[7], b[10], b[13], b[16], b[19], b[23]] != *b"--T::.Z" {
+        return None;
+    }
+    let number = |from: usize, to: usize| {
+        b[from..to].iter().try_fold(0u32, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    let (year, month, day) = (number(0, 4)?, number(5, 7)?, number(8, 10)?);
+    let (hour, minute, second) = (number(11, 13)?, number(14, 16)?, number(17, 19)?);
+    let millis = number(20, 23)?;
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        1..=12 => 31,
+        _ => return None,
+    };
+    if day == 0 || day > month_days || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    // Days since 1970-01-01 in the proleptic Gregorian calendar, counting years from
+    // March so that the leap day ends a year (H. Hinnant's `days_from_civil`).
+    let y = i64::from(year) - i64::from(month <= 2);
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * ((i64::from(month) + 9) % 12) + 2) / 5 + i64::from(day) - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    let seconds = i64::from(hour * 3600 + minute * 60 + second);
+    Some((days * 86_400 + seconds) * 1000 + i64::from(millis))
 }
 
 /// The input columns after normalisation to [`kafka_input_schema`] types.
@@ -839,4 +882,73 @@ pub fn decode_user_fields(
         rows: cols.finish(now_ms)?,
         rejects: rejects.finish(now_ms)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc_millis;
+    use arrow::compute::kernels::cast_utils::string_to_timestamp_nanos;
+
+    fn general(s: &str) -> Option<i64> {
+        string_to_timestamp_nanos(s)
+            .ok()
+            .map(|ns| ns.div_euclid(1_000_000))
+    }
+
+    #[test]
+    fn the_api_form_reads_as_the_general_parser_reads_it() {
+        // Every day of every third year that nanoseconds since the epoch can hold (the
+        // general parser's range), at a few times of day, and of leap and century years.
+        let mut checked = 0;
+        for year in (1678..=2261)
+            .step_by(3)
+            .chain([1700, 1900, 1969, 1970, 2000, 2024])
+        {
+            for month in 1..=12 {
+                for day in 1..=31 {
+                    for time in ["00:00:00.000", "12:34:56.789", "23:59:59.999"] {
+                        let s = format!("{year:04}-{month:02}-{day:02}T{time}Z");
+                        let expected = general(&s);
+                        assert_eq!(utc_millis(&s).is_some(), expected.is_some(), "{s}");
+                        if let Some(ms) = utc_millis(&s) {
+                            assert_eq!(Some(ms), expected, "{s}");
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 100_000, "{checked}");
+    }
+
+    #[test]
+    fn dates_beyond_the_general_parsers_range_are_read() {
+        assert_eq!(
+            utc_millis("0001-01-01T00:00:00.000Z"),
+            Some(-62_135_596_800_000)
+        );
+        assert_eq!(
+            utc_millis("9999-12-31T23:59:59.999Z"),
+            Some(253_402_300_799_999)
+        );
+    }
+
+    #[test]
+    fn other_forms_are_left_to_the_general_parser() {
+        for s in [
+            "2000-01-01T00:00:00Z",
+            "2000-01-01T00:00:00.123+01:00",
+            "2000-01-01 00:00:00.123Z",
+            "2000-13-01T00:00:00.000Z",
+            "2000-02-30T00:00:00.000Z",
+            "2000-01-01T24:00:00.000Z",
+            "2000-01-01T00:00:60.000Z",
+            "20a0-01-01T00:00:00.000Z",
+            "+200-01-01T00:00:00.000Z",
+            "2000-01-01T00:00:00.000z",
+            "yesterday",
+        ] {
+            assert_eq!(utc_millis(s), None, "{s}");
+        }
+    }
 }
