@@ -512,9 +512,13 @@ fn is_query(plan: &LogicalPlan) -> bool {
 fn session() -> SessionContext {
     // One partition: a micro-batch is small and the service runs batches concurrently,
     // so intra-query parallelism would only add repartitioning.
-    let config = SessionConfig::new()
+    let mut config = SessionConfig::new()
         .with_target_partitions(1)
         .with_information_schema(true);
+    // `VARCHAR` in a query means Utf8, the type of the decoded columns and of the sink
+    // tables. As Utf8View, every string an expression touched was converted to views and
+    // back.
+    config.options_mut().sql_parser.map_string_types_to_utf8view = false;
     // Plans are made against an empty table and reused for every batch, so no rule may
     // bake the planning-time statistics into the plan.
     let rules = PhysicalOptimizer::new()
