@@ -1,7 +1,8 @@
 //! Kafka-shaped Arrow batch → typed `raw_users` rows + rejects.
 //!
 //! JSON is parsed by simd-json into its tape (a flat array of nodes), and the fields are
-//! read from it as borrowed strings, so strings are copied once, into the Arrow builders. A record is
+//! read from it as borrowed strings, so strings are copied once, into the Arrow builders.
+//! Only the columns the reader asks for are converted ([`UserFields`]). A record is
 //! checked completely before anything is appended, so a reject never leaves a
 //! half-written row behind.
 
