@@ -1,12 +1,15 @@
 //! What the Flight hop costs, on loopback with `--sink none`, against calling the same
 //! pipeline in-process: one batch per DoExchange (a round trip: batch in, ack out), and
-//! a stream of batches in one DoExchange, as a Spark task sends its partition.
+//! a stream of batches in one DoExchange, as a Spark task sends its partition. Each
+//! exchange is sent twice: every batch as one message, and split by arrow-flight's
+//! encoder into messages of its default size (2 MiB), which the service acknowledges
+//! one by one.
 //!
 //! Run: `cargo bench --workspace --bench exchange` (with `-p`, cargo would resolve other features and rebuild DataFusion) (results: docs/BENCHMARKS.md).
 
 use arrow::array::RecordBatch;
 use arrow_flight::FlightDescriptor;
-use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::encode::{FlightDataEncoderBuilder, GRPC_TARGET_MAX_FLIGHT_SIZE_BYTES};
 use arrow_flight::flight_service_client::FlightServiceClient;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use futures::{StreamExt, stream};
@@ -24,15 +27,20 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const MAX: usize = 256 * 1024 * 1024;
 
-/// Sends `batches` in one DoExchange, encoding each as the transport asks for it (as a
-/// streaming client does), and returns the rows the acks count.
-async fn exchange(client: &mut FlightServiceClient<Channel>, batches: &[RecordBatch]) -> u64 {
+/// Sends `batches` in one DoExchange in messages of at most `message_bytes`, encoding
+/// each as the transport asks for it (as a streaming client does), and returns the rows
+/// the acks count.
+async fn exchange(
+    client: &mut FlightServiceClient<Channel>,
+    batches: &[RecordBatch],
+    message_bytes: usize,
+) -> u64 {
     let cmd = ExchangeCommand {
         pipeline: "users".into(),
         ..Default::default()
     };
     let frames = FlightDataEncoderBuilder::new()
-        .with_max_flight_data_size(MAX)
+        .with_max_flight_data_size(message_bytes)
         .with_flight_descriptor(Some(FlightDescriptor::new_cmd(cmd.encode_to_vec())))
         .build(stream::iter(batches.to_vec()).map(Ok))
         .map(|frame| frame.expect("encodes"));
@@ -106,13 +114,20 @@ fn bench(c: &mut Criterion) {
                 })
             },
         );
-        group.bench_with_input(
-            BenchmarkId::new("do_exchange", &label),
-            &batches,
-            |b, batches| {
-                b.iter(|| assert_eq!(rt.block_on(exchange(&mut client, batches)), records))
-            },
-        );
+        for (variant, message_bytes) in [
+            ("do_exchange", MAX),
+            (
+                "do_exchange_2MiB_messages",
+                GRPC_TARGET_MAX_FLIGHT_SIZE_BYTES,
+            ),
+        ] {
+            group.bench_with_input(BenchmarkId::new(variant, &label), &batches, |b, batches| {
+                b.iter(|| {
+                    let rows = rt.block_on(exchange(&mut client, batches, message_bytes));
+                    assert_eq!(rows, records)
+                })
+            });
+        }
     }
     group.finish();
 }

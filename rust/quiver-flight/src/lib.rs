@@ -2,6 +2,7 @@
 //! small client.
 
 pub mod client;
+mod ipc;
 pub mod metrics;
 pub mod service;
 

@@ -1,12 +1,12 @@
 //! The Flight service: Kafka-shaped batches in (DoExchange / DoPut), acknowledgements or
 //! transformed rows out, and SQL over the recent output (GetFlightInfo / DoGet).
 
+use crate::ipc::IpcReader;
 use crate::metrics::Metrics;
 use crate::proto::{BatchAck, ExchangeCommand, SqlQuery};
 use arrow::array::RecordBatch;
 use arrow::datatypes::Schema;
 use arrow::ipc::writer::IpcWriteOptions;
-use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::flight_descriptor::DescriptorType;
@@ -16,7 +16,7 @@ use arrow_flight::{
     HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaAsIpc, SchemaResult, Ticket,
 };
 use futures::stream::{self, BoxStream};
-use futures::{StreamExt, TryStreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
 use quiver_core::{CoreError, Engine, Pipeline, SinkError, SinkSet, Stored};
 use std::future::Future;
@@ -246,14 +246,11 @@ impl QuiverFlight {
             ))
         })?;
         let pipeline = self.pipeline(&cmd.pipeline)?;
-        // Messages without an IPC header carry only a descriptor or app_metadata (C++ and
-        // pyarrow clients send the descriptor alone first); they hold no rows, and the
-        // arrow-rs decoder cannot parse them, so they are dropped here.
-        let rest = stream::once(async move { Ok(first) })
+        let mut reader = IpcReader::default();
+        let batches = stream::once(async move { Ok(first) })
             .chain(input)
-            .try_filter(|m| std::future::ready(!m.data_header.is_empty()))
-            .map_err(|s| FlightError::Tonic(Box::new(s)));
-        let batches = FlightRecordBatchStream::new_from_flight_data(rest);
+            .map_err(|s| FlightError::Tonic(Box::new(s)))
+            .try_filter_map(move |data| std::future::ready(reader.read(data)));
         Ok((pipeline, cmd, read_ahead(batches)))
     }
 
@@ -318,9 +315,12 @@ type InputBatches = BoxStream<'static, Result<RecordBatch, FlightError>>;
 /// Receives and decodes the next input batch on a runtime task while the current one is
 /// processed, so that copying it out of the transport (tens of MiB per Spark batch) does
 /// not add to the exchange's time. One batch is held ahead at most.
-fn read_ahead(mut batches: FlightRecordBatchStream) -> InputBatches {
+fn read_ahead(
+    batches: impl Stream<Item = Result<RecordBatch, FlightError>> + Send + 'static,
+) -> InputBatches {
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     tokio::spawn(async move {
+        let mut batches = std::pin::pin!(batches);
         while let Some(batch) = batches.next().await {
             // A closed channel means the call ended (error or client gone): stop reading.
             if tx.send(batch).await.is_err() {
