@@ -608,9 +608,13 @@ pub async fn serve(
             .tls_config(tls.server_config())
             .map_err(ServeError::Tls)?;
     }
+    // tonic sets TCP_NODELAY only on sockets it binds itself. Without it Nagle's
+    // algorithm holds each small frame (an ack, a window update) until the client's TCP
+    // acknowledges the previous one, and the client waits on those frames.
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     builder
         .add_service(service)
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await
         .map_err(|source| ServeError::Transport { addr, source })
 }
