@@ -1,9 +1,9 @@
 //! What the Flight hop costs, on loopback with `--sink none`, against calling the same
 //! pipeline in-process: one batch per DoExchange (a round trip: batch in, ack out), and
 //! a stream of batches in one DoExchange, as a Spark task sends its partition. Each
-//! exchange is sent twice: every batch as one message, and split by arrow-flight's
-//! encoder into messages of its default size (2 MiB), which the service acknowledges
-//! one by one.
+//! exchange is sent three ways: every batch as one message, and split by arrow-flight's
+//! encoder into messages of its default size (2 MiB) or of 512 KiB, which the service
+//! acknowledges one by one.
 //!
 //! Run: `cargo bench --workspace --bench exchange` (with `-p`, cargo would resolve other features and rebuild DataFusion) (results: docs/BENCHMARKS.md).
 
@@ -120,6 +120,7 @@ fn bench(c: &mut Criterion) {
                 "do_exchange_2MiB_messages",
                 GRPC_TARGET_MAX_FLIGHT_SIZE_BYTES,
             ),
+            ("do_exchange_512KiB_messages", 512 * 1024),
         ] {
             group.bench_with_input(BenchmarkId::new(variant, &label), &batches, |b, batches| {
                 b.iter(|| {
