@@ -48,7 +48,10 @@ impl IpcReader {
                     ));
                 }
                 let schema = Schema::try_from(&data)?;
-                self.copy_bodies = schema.fields().iter().any(|f| holds_union(f.data_type()));
+                self.copy_bodies = schema
+                    .flattened_fields()
+                    .iter()
+                    .any(|f| is_union(f.data_type()));
                 self.schema = Some(Arc::new(schema));
                 Ok(None)
             }
@@ -106,20 +109,12 @@ impl IpcReader {
     }
 }
 
-fn holds_union(data_type: &DataType) -> bool {
+/// Whether a field (as `Schema::flattened_fields` lists them, children included) is a
+/// union; a dictionary's value type is not a field of its own there, so it is looked into.
+fn is_union(data_type: &DataType) -> bool {
     match data_type {
         DataType::Union(..) => true,
-        DataType::Struct(fields) => fields.iter().any(|f| holds_union(f.data_type())),
-        DataType::List(f)
-        | DataType::LargeList(f)
-        | DataType::ListView(f)
-        | DataType::LargeListView(f)
-        | DataType::FixedSizeList(f, _)
-        | DataType::Map(f, _) => holds_union(f.data_type()),
-        DataType::Dictionary(_, values) => holds_union(values),
-        DataType::RunEndEncoded(ends, values) => {
-            holds_union(ends.data_type()) || holds_union(values.data_type())
-        }
+        DataType::Dictionary(_, values) => is_union(values),
         _ => false,
     }
 }
