@@ -108,6 +108,7 @@ class Bench:
         """Until the newest user of every partition is in Cassandra: point reads, which
         barely load it (a count over a million rows times out in Cassandra)."""
         from cassandra import InvalidRequest
+        from cassandra.cluster import NoHostAvailable
         from cassandra.query import ValueSequence
 
         ids = self.last_ids(topic)
@@ -123,6 +124,10 @@ class Bench:
                         return
                 except InvalidRequest:  # the table appears with the first write
                     pass
+                except NoHostAvailable as error:
+                    # A table created a moment ago can still be unknown to the node's read path.
+                    if "Unknown CF" not in str(error):
+                        raise
                 time.sleep(0.2)
         finally:
             cluster.shutdown()
