@@ -7,12 +7,18 @@ run over the same batches. Run it through `scripts/bench hop`, which makes the r
   DoExchange per round: every batch of the round in, one acknowledgement per batch out,
   served by a release `quiver serve --sink none` on loopback (another process, on the
   same cores, as on a machine that runs both).
+- do_exchange_sliced: the same with each batch sent as --slices zero-copy slices, each its
+  own message and acknowledgement, so that the service can start on the first while the
+  rest are in transit.
 - task_exchange: `quiver_spark.exchange.exchange()`, what a Spark task calls: a new
   channel, the ListFlights probe that tells a service that is down from one that is up,
   then the DoExchange.
+- tcp_floor: the round's batches as one Arrow IPC stream over a plain loopback socket to a
+  thread that only receives them: what moving the bytes costs before any protocol.
 
-Each round sends one shape: one 10,000-record batch (Spark's default Arrow batch), one of
-100,000, or ten of 10,000 in one exchange (a task's partition). The variants take turns
+Each round sends one shape, BATCHESxRECORDS: by default one 10,000-record batch (Spark's
+default Arrow batch), one of 100,000, and ten of 10,000 in one exchange (a task's
+partition). The variants take turns
 round by round, so that the machine's drift is shared, after untimed warm-up rounds; the
 table compares medians. The service's acknowledgements carry its own decode and SQL time,
 shown next to the in-process engine's, so that what the hop adds can be told apart from a
@@ -22,9 +28,11 @@ difference in processing.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import platform
 import shlex
+import socket
 import statistics
 import subprocess
 import sys
@@ -32,6 +40,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import pyarrow as pa
@@ -42,15 +51,13 @@ import quiver
 from quiver_spark import quiver_pb2
 from quiver_spark.exchange import Target, exchange
 
-# Spark's default Arrow batch (spark.sql.execution.arrow.maxRecordsPerBatch).
-SPARK_BATCH = 10_000
-SHAPES = {"1x10000": (1, SPARK_BATCH), "1x100000": (1, 100_000), "10x10000": (10, SPARK_BATCH)}
+# One Spark Arrow batch (spark.sql.execution.arrow.maxRecordsPerBatch: 10,000), one large
+# batch, and a task's partition of ten Spark batches.
+DEFAULT_SHAPES = "1x10000,1x100000,10x10000"
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 
 
 def free_port() -> int:
-    import socket
-
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -112,32 +119,97 @@ class Service:
         return acks
 
 
+def tcp_sink(port_out: Connection) -> None:
+    """Receives length-prefixed payloads on a loopback socket into a buffer made beforehand and
+    answers each with the count: no framing, no copy but the kernel's. Runs in its own
+    process, as the service does, until the connection closes."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port_out.send(listener.getsockname()[1])
+    conn, _ = listener.accept()
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    buffer = bytearray()
+    while header := conn.recv(8, socket.MSG_WAITALL):
+        size = int.from_bytes(header, "little")
+        if len(buffer) < size:
+            buffer = bytearray(size)
+        view, got = memoryview(buffer), 0
+        while got < size and (n := conn.recv_into(view[got:size])):
+            got += n
+        conn.sendall(got.to_bytes(8, "little"))
+
+
+class TcpFloor:
+    """The transport's floor: a round's bytes over a plain loopback socket to `tcp_sink`."""
+
+    def __init__(self):
+        context = multiprocessing.get_context("spawn")
+        port_in, port_out = context.Pipe()
+        self.sink = context.Process(target=tcp_sink, args=(port_out,), daemon=True)
+        self.sink.start()
+        self.sock = socket.create_connection(("127.0.0.1", port_in.recv()))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def send(self, payload: pa.Buffer) -> int:
+        self.sock.sendall(payload.size.to_bytes(8, "little"))
+        self.sock.sendall(payload)
+        return int.from_bytes(self.sock.recv(8, socket.MSG_WAITALL), "little")
+
+    def close(self) -> None:
+        self.sock.close()
+        self.sink.join(timeout=10)
+
+
+def ipc_stream(batches: list[pa.RecordBatch]) -> pa.Buffer:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batches[0].schema) as writer:
+        for batch in batches:
+            writer.write_batch(batch)
+    return sink.getvalue()
+
+
+def parse_shapes(raw: str) -> dict[str, tuple[int, int]]:
+    shapes = {}
+    for shape in (s.strip() for s in raw.split(",") if s.strip()):
+        count, _, records = shape.partition("x")
+        if not (count.isdigit() and records.isdigit() and int(count) > 0 and int(records) > 0):
+            raise ValueError(f"'{shape}' is not BATCHESxRECORDS (e.g. 1x10000 or 10x10000)")
+        shapes[shape] = (int(count), int(records))
+    if not shapes:
+        raise ValueError("no shapes given")
+    return shapes
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shapes", default=",".join(SHAPES), help="comma-separated: " + ", ".join(SHAPES))
+    parser.add_argument(
+        "--shapes", default=DEFAULT_SHAPES, help=f"comma-separated BATCHESxRECORDS per round (default {DEFAULT_SHAPES})"
+    )
+    parser.add_argument(
+        "--slices", type=int, default=4, help="do_exchange_sliced sends each batch as this many slices (1: not run)"
+    )
     parser.add_argument("--warmup", type=int, default=3, help="untimed rounds per shape and variant")
     parser.add_argument("--rounds", type=int, default=15, help="timed rounds per shape and variant")
     parser.add_argument("--seed", type=int, default=42, help="seed of the synthetic records")
     args = parser.parse_args(argv)
-    shapes = [s.strip() for s in args.shapes.split(",") if s.strip()]
-    unknown = set(shapes) - set(SHAPES)
-    if unknown or not shapes:
-        parser.error(f"unknown shapes {sorted(unknown)}; choose from {', '.join(SHAPES)}")
-    if args.rounds < 1 or args.warmup < 0:
-        parser.error("--rounds needs at least 1 and --warmup at least 0")
+    try:
+        shapes = parse_shapes(args.shapes)
+    except ValueError as error:
+        parser.error(f"--shapes: {error}")
+    if args.rounds < 1 or args.warmup < 0 or args.slices < 1:
+        parser.error("--rounds and --slices need at least 1, --warmup at least 0")
     target_dir = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache" / "quiver" / "target"))
     binary = target_dir / "release" / "quiver"
     if not binary.is_file():
         parser.error(f"the release binary is missing ({binary}): scripts/bench hop builds it")
 
-    most = max(count * n for count, n in (SHAPES[s] for s in shapes))
+    most = max(count * n for count, n in shapes.values())
     print(f"generating {most:,} synthetic records (seed {args.seed})", file=sys.stderr)
     lines = synthetic_lines(args.seed, most)
     engine = quiver.Engine()
     schema = engine.input_schema("users")
     inputs = {
         shape: [kafka_batch(schema, lines[i * n : (i + 1) * n]) for i in range(count)]
-        for shape, (count, n) in ((s, SHAPES[s]) for s in shapes)
+        for shape, (count, n) in shapes.items()
     }
 
     log = Path(tempfile.mkdtemp(prefix="quiver-bench-hop-")) / "serve.log"
@@ -145,8 +217,10 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     # shape -> variant -> per round: (wall seconds, processing seconds)
     results: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    floor = None
     try:
         service = Service(endpoint)
+        floor = TcpFloor()
         task_target = Target(
             endpoint=endpoint,
             pipeline="users",
@@ -164,6 +238,14 @@ def main(argv: list[str] | None = None) -> int:
             acks = service.exchange(batches)
             return sum(a.rows_out for a in acks), sum(a.decode_micros + a.sql_micros for a in acks) / 1e6
 
+        def do_exchange_sliced(batches: list[pa.RecordBatch]) -> tuple[int, float]:
+            # Zero-copy slices: the service can work on the first while the rest are in transit.
+            sliced = []
+            for batch in batches:
+                step = -(-batch.num_rows // args.slices)
+                sliced += [batch.slice(i, step) for i in range(0, batch.num_rows, step)]
+            return do_exchange(sliced)
+
         def task_exchange(batches: list[pa.RecordBatch]) -> tuple[int, float]:
             acks = exchange(task_target, batch_id=0, partition=0, attempt=0, batches=batches)
             return sum(acks.column("rows_out").to_pylist()), float("nan")
@@ -171,14 +253,23 @@ def main(argv: list[str] | None = None) -> int:
         variants: dict[str, Callable[[list[pa.RecordBatch]], tuple[int, float]]] = {
             "inprocess": inprocess,
             "do_exchange": do_exchange,
-            "task_exchange": task_exchange,
         }
-        for shape in shapes:
-            batches = inputs[shape]
+        if args.slices > 1:
+            variants["do_exchange_sliced"] = do_exchange_sliced
+        variants["task_exchange"] = task_exchange
+        for shape, batches in inputs.items():
             records = sum(b.num_rows for b in batches)
-            rounds: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
+            payload = ipc_stream(batches)
+
+            def tcp_floor(_batches, payload=payload, records=records) -> tuple[int, float]:
+                received = floor.send(payload)
+                if received != payload.size:
+                    raise SystemExit(f"the loopback socket delivered {received} of {payload.size} bytes")
+                return records, float("nan")
+
+            rounds: dict[str, list[tuple[float, float]]] = {name: [] for name in [*variants, "tcp_floor"]}
             for i in range(args.warmup + args.rounds):
-                for name, run in variants.items():
+                for name, run in [*variants.items(), ("tcp_floor", tcp_floor)]:
                     t0 = time.perf_counter()
                     rows, processing = run(batches)
                     wall = time.perf_counter() - t0
@@ -190,8 +281,10 @@ def main(argv: list[str] | None = None) -> int:
             medians = ", ".join(
                 f"{name} {statistics.median(w for w, _ in r) * 1e3:,.1f} ms" for name, r in rounds.items()
             )
-            print(f"{shape}: {medians} (medians)", file=sys.stderr)
+            print(f"{shape} ({payload.size / 1e6:,.1f} MB of IPC): {medians} (medians)", file=sys.stderr)
     finally:
+        if floor is not None:
+            floor.close()
         serve.terminate()
         serve.wait(timeout=60)
     load_after = os.getloadavg()
@@ -205,23 +298,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"records: synthetic seed {args.seed}; {args.warmup} untimed then {args.rounds} timed rounds per shape, "
-        "the variants taking turns; medians. processing: decode + SQL as timed by the engine itself "
-        "(in-process: this process's `quiver` module; Flight: the service, from its acknowledgements)\n"
+        "the variants taking turns; medians, and each as a ratio to inprocess. processing: decode + SQL as timed "
+        "by the engine itself (in-process: this process's `quiver` module; Flight: the service, from its "
+        "acknowledgements). tcp_floor: the round's IPC bytes over a plain loopback socket, nothing done with them\n"
     )
-    print(
-        "| shape | inprocess (ms) | do_exchange (ms) | do_exchange / inprocess | task_exchange (ms) "
-        "| task_exchange / inprocess | processing in-process / service (ms) |"
-    )
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    names = list(next(iter(results.values())))
+    print(f"| shape | {' | '.join(names)} | processing in-process / service |")
+    print(f"|---|{'---:|' * len(names)}---:|")
     for shape, rounds in results.items():
         wall = {name: statistics.median(w for w, _ in r) for name, r in rounds.items()}
         local, served = (statistics.median(p for _, p in rounds[name]) for name in ("inprocess", "do_exchange"))
-        base = wall["inprocess"]
-        print(
-            f"| {shape} | {base * 1e3:,.1f} | {wall['do_exchange'] * 1e3:,.1f} | {wall['do_exchange'] / base:.2f}x "
-            f"| {wall['task_exchange'] * 1e3:,.1f} | {wall['task_exchange'] / base:.2f}x "
-            f"| {local * 1e3:,.1f} / {served * 1e3:,.1f} |"
-        )
+        cells = [f"{wall['inprocess'] * 1e3:,.1f} ms"]
+        cells += [f"{wall[name] * 1e3:,.1f} ms ({wall[name] / wall['inprocess']:.2f}x)" for name in names[1:]]
+        print(f"| {shape} | {' | '.join(cells)} | {local * 1e3:,.1f} / {served * 1e3:,.1f} ms |")
     print("\nrounds (wall ms):")
     for shape, rounds in results.items():
         for name, r in rounds.items():
