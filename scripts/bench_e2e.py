@@ -30,6 +30,8 @@ import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from bench_hop import start_serve
+
 import stack
 
 ROOT = stack.ROOT
@@ -163,17 +165,8 @@ class Bench:
         serve = None
         endpoint = None
         if variant == "flight":
-            port = _free_port()
-            endpoint = f"grpc://127.0.0.1:{port}"
             env = {**os.environ, "QUIVER_CASSANDRA_NODES": self.cassandra, "QUIVER_CASSANDRA_KEYSPACE": name}
-            argv = [str(self.quiver), "serve", "--flight-listen", f"127.0.0.1:{port}"]
-            argv += ["--http-listen", f"127.0.0.1:{_free_port()}"]
-            serve = subprocess.Popen(
-                argv, env=env, stdout=(self.logs / f"{name}-serve.log").open("w"), stderr=subprocess.STDOUT
-            )
-            time.sleep(3)
-            if serve.poll() is not None:
-                raise SystemExit(f"quiver serve exited; see {self.logs / f'{name}-serve.log'}")
+            serve, endpoint = start_serve(self.quiver, [], self.logs / f"{name}-serve.log", env)
         print(f"{variant}: topic and keyspace {name}; job log {log}", file=sys.stderr, flush=True)
         # The topic exists (with its partitions) before the job subscribes to it.
         self.produce(name, 1, seed=1)
@@ -242,14 +235,6 @@ def _signal_group(process: subprocess.Popen, signum: int) -> None:
         os.killpg(process.pid, signum)
     except ProcessLookupError:
         pass
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,7 +49,7 @@ from pyarrow import flight
 
 import quiver
 from quiver_spark import quiver_pb2
-from quiver_spark.exchange import Target, exchange
+from quiver_spark.exchange import Target, exchange, read_acks
 
 # One Spark Arrow batch (spark.sql.execution.arrow.maxRecordsPerBatch: 10,000), one large
 # batch, and a task's partition of ten Spark batches.
@@ -63,13 +63,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_serve(binary: Path, log: Path) -> tuple[subprocess.Popen, str]:
-    """A release `quiver serve --sink none` on free loopback ports, once /healthz answers."""
+def start_serve(
+    binary: Path, args: list[str], log: Path, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen, str]:
+    """`quiver serve ARGS` on free loopback ports, once /healthz answers; its Flight endpoint."""
     port, http_port = free_port(), free_port()
-    argv = [str(binary), "serve", "--sink", "none", "--flight-listen", f"127.0.0.1:{port}"]
+    argv = [str(binary), "serve", *args, "--flight-listen", f"127.0.0.1:{port}"]
     argv += ["--http-listen", f"127.0.0.1:{http_port}"]
     with log.open("w") as out:
-        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while True:
         if process.poll() is not None:
@@ -103,20 +105,12 @@ class Service:
 
     def exchange(self, batches: list[pa.RecordBatch]) -> list[quiver_pb2.BatchAck]:
         writer, reader = self.client.do_exchange(self.descriptor)
-        acks = []
         with writer:
             writer.begin(batches[0].schema)
             for batch in batches:
                 writer.write_batch(batch)
             writer.done_writing()
-            while True:
-                try:
-                    chunk = reader.read_chunk()
-                except StopIteration:
-                    break
-                if chunk.app_metadata is not None:
-                    acks.append(quiver_pb2.BatchAck.FromString(chunk.app_metadata.to_pybytes()))
-        return acks
+            return read_acks(reader)
 
 
 def tcp_sink(port_out: Connection) -> None:
@@ -213,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     }
 
     log = Path(tempfile.mkdtemp(prefix="quiver-bench-hop-")) / "serve.log"
-    serve, endpoint = start_serve(binary, log)
+    serve, endpoint = start_serve(binary, ["--sink", "none"], log)
     load_before = os.getloadavg()
     # shape -> variant -> per round: (wall seconds, processing seconds)
     results: dict[str, dict[str, list[tuple[float, float]]]] = {}

@@ -125,13 +125,7 @@ def exchange(
             if sent_batches == 0:
                 return acks_batch([])
             writer.done_writing()
-            while True:
-                try:
-                    chunk = reader.read_chunk()
-                except StopIteration:
-                    break
-                if chunk.app_metadata is not None:
-                    acks.append(quiver_pb2.BatchAck.FromString(chunk.app_metadata.to_pybytes()))
+            acks = read_acks(reader)
     except (flight.FlightError, pa.ArrowException, OSError) as error:
         raise ExchangeError(f"Flight exchange with {where} failed: {error}") from error
     finally:
@@ -144,6 +138,18 @@ def exchange(
             f"acknowledged {len(acks)} ({acknowledged} rows)"
         )
     return acks_batch(acks)
+
+
+def read_acks(reader: flight.FlightStreamReader) -> list[quiver_pb2.BatchAck]:
+    """The acknowledgements on an exchange's response stream, to its end."""
+    acks = []
+    while True:
+        try:
+            chunk = reader.read_chunk()
+        except StopIteration:
+            return acks
+        if chunk.app_metadata is not None:
+            acks.append(quiver_pb2.BatchAck.FromString(chunk.app_metadata.to_pybytes()))
 
 
 def acks_batch(acks: list[quiver_pb2.BatchAck]) -> pa.RecordBatch:
