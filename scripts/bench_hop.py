@@ -13,16 +13,15 @@ run over the same batches. Run it through `scripts/bench hop`, which makes the r
 - task_exchange: `quiver_spark.exchange.exchange()`, what a Spark task calls: a new
   channel, the ListFlights probe that tells a service that is down from one that is up,
   then the DoExchange.
-- tcp_floor: the round's batches as one Arrow IPC stream over a plain loopback socket to a
-  thread that only receives them: what moving the bytes costs before any protocol.
+- tcp_floor: the round's batches as one Arrow IPC stream over a plain loopback socket to
+  another process that only receives them: what moving the bytes costs before any protocol.
 
 Each round sends one shape, BATCHESxRECORDS: by default one 10,000-record batch (Spark's
 default Arrow batch), one of 100,000, and ten of 10,000 in one exchange (a task's
-partition). The variants take turns
-round by round, so that the machine's drift is shared, after untimed warm-up rounds; the
-table compares medians. The service's acknowledgements carry its own decode and SQL time,
-shown next to the in-process engine's, so that what the hop adds can be told apart from a
-difference in processing.
+partition). The variants take turns round by round, so that the machine's drift is shared,
+after untimed warm-up rounds; the table compares medians. The service's acknowledgements
+carry its own decode and SQL time, shown next to the in-process engine's, so that what the
+hop adds can be told apart from a difference in processing.
 """
 
 from __future__ import annotations
