@@ -27,10 +27,11 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench_hop import start_serve
+from serve_process import running_serve
 
 import stack
 
@@ -162,45 +163,43 @@ class Bench:
     def run(self, variant: str) -> Result:
         name = f"bench_{variant}_{uuid.uuid4().hex[:8]}"
         log = self.logs / f"{name}.log"
-        serve = None
-        endpoint = None
-        if variant == "flight":
-            env = {**os.environ, "QUIVER_CASSANDRA_NODES": self.cassandra, "QUIVER_CASSANDRA_KEYSPACE": name}
-            serve, endpoint = start_serve(self.quiver, [], self.logs / f"{name}-serve.log", env)
-        print(f"{variant}: topic and keyspace {name}; job log {log}", file=sys.stderr, flush=True)
-        # The topic exists (with its partitions) before the job subscribes to it.
-        self.produce(name, 1, seed=1)
-        with log.open("w") as out:
-            # Its own process group: spark-submit's JVM runs the Python driver as a child,
-            # and stopping only the process we started left that driver running.
-            job = subprocess.Popen(
-                self.job_command(variant, name, name, endpoint),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        try:
-            self.produce(name, WARMUP_USERS - 1, seed=2)
-            self.wait_for(name, name, job, log, timeout=300)
-
-            started = time.time()
-            self.produce(name, self.args.users, seed=3)
-            self.wait_for(name, name, job, log, timeout=1800)
-
-            latency_started = time.time()
-            total = round(self.args.rate * self.args.seconds)
-            self.produce(name, total, seed=4, rate=self.args.rate)
-            self.wait_for(name, name, job, log, timeout=600)
-        finally:
-            _signal_group(job, signal.SIGTERM)
+        with ExitStack() as cleanup:
+            endpoint = None
+            if variant == "flight":
+                env = {**os.environ, "QUIVER_CASSANDRA_NODES": self.cassandra, "QUIVER_CASSANDRA_KEYSPACE": name}
+                serve_log = self.logs / f"{name}-serve.log"
+                endpoint = cleanup.enter_context(running_serve(self.quiver, [], env, serve_log)).location
+            print(f"{variant}: topic and keyspace {name}; job log {log}", file=sys.stderr, flush=True)
+            # The topic exists (with its partitions) before the job subscribes to it.
+            self.produce(name, 1, seed=1)
+            with log.open("w") as out:
+                # Its own process group: spark-submit's JVM runs the Python driver as a child,
+                # and stopping only the process we started left that driver running.
+                job = subprocess.Popen(
+                    self.job_command(variant, name, name, endpoint),
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
             try:
-                job.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                _signal_group(job, signal.SIGKILL)
-                job.wait()
-            if serve is not None:
-                serve.terminate()
-                serve.wait(timeout=60)
+                self.produce(name, WARMUP_USERS - 1, seed=2)
+                self.wait_for(name, name, job, log, timeout=300)
+
+                started = time.time()
+                self.produce(name, self.args.users, seed=3)
+                self.wait_for(name, name, job, log, timeout=1800)
+
+                latency_started = time.time()
+                total = round(self.args.rate * self.args.seconds)
+                self.produce(name, total, seed=4, rate=self.args.rate)
+                self.wait_for(name, name, job, log, timeout=600)
+            finally:
+                _signal_group(job, signal.SIGTERM)
+                try:
+                    job.wait(timeout=120)
+                except subprocess.TimeoutExpired:
+                    _signal_group(job, signal.SIGKILL)
+                    job.wait()
 
         # The newest users can land before the rest of their micro-batch: read until
         # every phase is complete.

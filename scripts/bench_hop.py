@@ -33,18 +33,18 @@ import platform
 import shlex
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable
+from contextlib import ExitStack
 from multiprocessing.connection import Connection
 from pathlib import Path
 
 import pyarrow as pa
 from bench_decode import cpu_model, kafka_batch, synthetic_lines
 from pyarrow import flight
+from serve_process import running_serve
 
 import quiver
 from quiver_spark import quiver_pb2
@@ -54,38 +54,6 @@ from quiver_spark.exchange import Target, exchange, read_acks
 # batch, and a task's partition of ten Spark batches.
 DEFAULT_SHAPES = "1x10000,1x100000,10x10000"
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_serve(
-    binary: Path, args: list[str], log: Path, env: dict[str, str] | None = None
-) -> tuple[subprocess.Popen, str]:
-    """`quiver serve ARGS` on free loopback ports, once /healthz answers; its Flight endpoint."""
-    port, http_port = free_port(), free_port()
-    argv = [str(binary), "serve", *args, "--flight-listen", f"127.0.0.1:{port}"]
-    argv += ["--http-listen", f"127.0.0.1:{http_port}"]
-    with log.open("w") as out:
-        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None:
-            raise SystemExit(f"quiver serve exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/healthz", timeout=1) as response:
-                if response.status == 200:
-                    return process, f"grpc://127.0.0.1:{port}"
-        except OSError as error:
-            if time.monotonic() > deadline:
-                process.terminate()
-                raise SystemExit(
-                    f"quiver serve did not answer /healthz within 60 s ({error}):\n{log.read_text()[-3000:]}"
-                ) from error
-            time.sleep(0.1)
 
 
 class Service:
@@ -206,14 +174,14 @@ def main(argv: list[str] | None = None) -> int:
     }
 
     log = Path(tempfile.mkdtemp(prefix="quiver-bench-hop-")) / "serve.log"
-    serve, endpoint = start_serve(binary, ["--sink", "none"], log)
     load_before = os.getloadavg()
     # shape -> variant -> per round: (wall seconds, processing seconds)
     results: dict[str, dict[str, list[tuple[float, float]]]] = {}
-    floor = None
-    try:
+    with ExitStack() as cleanup:
+        endpoint = cleanup.enter_context(running_serve(binary, ["--sink", "none"], None, log)).location
         service = Service(endpoint)
         floor = TcpFloor()
+        cleanup.callback(floor.close)
         task_target = Target(
             endpoint=endpoint,
             pipeline="users",
@@ -275,11 +243,6 @@ def main(argv: list[str] | None = None) -> int:
                 f"{name} {statistics.median(w for w, _ in r) * 1e3:,.1f} ms" for name, r in rounds.items()
             )
             print(f"{shape} ({payload.size / 1e6:,.1f} MB of IPC): {medians} (medians)", file=sys.stderr)
-    finally:
-        if floor is not None:
-            floor.close()
-        serve.terminate()
-        serve.wait(timeout=60)
     load_after = os.getloadavg()
 
     command = shlex.join([sys.executable, sys.argv[0], *sys.argv[1:]])

@@ -313,8 +313,9 @@ impl Drop for InflightGuard<'_> {
 type InputBatches = BoxStream<'static, Result<RecordBatch, FlightError>>;
 
 /// Receives and decodes the next input batch on a runtime task while the current one is
-/// processed, so that copying it out of the transport (tens of MiB per Spark batch) does
-/// not add to the exchange's time. One batch is held ahead at most.
+/// processed, so that receiving it (gRPC reassembles each message into one buffer: tens
+/// of MiB per Spark batch) does not add to the exchange's time. One batch is held ahead
+/// at most.
 fn read_ahead(
     batches: impl Stream<Item = Result<RecordBatch, FlightError>> + Send + 'static,
 ) -> InputBatches {
