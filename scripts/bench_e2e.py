@@ -2,18 +2,26 @@
 running: Kafka → Spark standalone → transformation → Cassandra. Run it through
 `scripts/bench e2e`; it needs the stack up and release builds (it makes them).
 
-For each variant (the job's flight engine with a release `quiver serve`, its in-process
-engine, and the seed-style job of scripts/bench_seed_job.py) it starts the streaming job
-on a new topic and keyspace, then:
+For each variant (`realtime`: the job in Spark's real-time mode with its JVM writer and a
+release `quiver serve`; `flight`: micro-batches through the same service; `inprocess`:
+micro-batches transformed and written in the executors; `seed`: the seed-style job of
+scripts/bench_seed_job.py) it starts the streaming job on a new topic and keyspace, then:
 
 1. warm-up: 2,000 users, waited for in Cassandra (executors and Python workers started);
 2. throughput: --users users produced at full speed; sustained throughput is those users
-   divided by the time from the first one's Kafka timestamp to the last processed_at;
-3. latency: --rate users per second for --seconds; per row, processed_at minus the Kafka
-   timestamp; p50/p95/p99 over the rows of this phase.
+   divided by the time from the first one's Kafka timestamp to the last one's write;
+3. latency: for each of --rates, that many users per second for --seconds; per row, the
+   time from its Kafka timestamp to its write; p50/p95/p99/max over the rows of the phase.
 
-The job runs with a processing-time trigger of 0 (each micro-batch starts when the last
-one ends) and --max-offsets-per-trigger. Results: a table on stdout and JSON (--out).
+Every variant is measured to the same point: `written_at`, which Cassandra stamps with its
+own clock when it executes the row's INSERT (`currentTimestamp()`). quiver's decode stamp,
+`processed_at`, is reported beside it (p99 to decode).
+
+The micro-batch variants run with a processing-time trigger of 0 (each micro-batch starts
+when the last one ends) and --max-offsets-per-trigger; the real-time variant checkpoints
+every --checkpoint-interval (make --seconds longer than it, so that each latency phase
+includes a transition from one real-time batch to the next). Results: a table on stdout
+and JSON (--out).
 """
 
 from __future__ import annotations
@@ -36,8 +44,20 @@ from serve_process import running_serve
 import stack
 
 ROOT = stack.ROOT
-VARIANTS = ("flight", "inprocess", "seed")
+VARIANTS = ("realtime", "flight", "inprocess", "seed")
 WARMUP_USERS = 2000
+
+
+@dataclass
+class Latency:
+    rate: float
+    rows: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+    # Kafka timestamp to quiver's decode stamp (processed_at), for comparison.
+    p99_decode_ms: float
 
 
 @dataclass
@@ -45,12 +65,7 @@ class Result:
     variant: str
     users: int
     throughput_msgs_s: float
-    latency_rate: float
-    latency_rows: int
-    p50_ms: float
-    p95_ms: float
-    p99_ms: float
-    max_ms: float
+    latency: list[Latency]
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -136,28 +151,34 @@ class Bench:
             cluster.shutdown()
         raise SystemExit(f"the newest users of {topic} did not reach Cassandra in {timeout:.0f} s; see {log}")
 
-    def timings(self, keyspace: str) -> list[tuple[float, float]]:
+    def timings(self, keyspace: str) -> list[tuple[float, float, float]]:
+        """(Kafka timestamp, decode stamp, write stamp) of every row, in seconds."""
         cluster, session = self.session()
         try:
-            rows = session.execute(f"SELECT event_time, processed_at FROM {keyspace}.created_users", timeout=120)
-            return [(r.event_time.timestamp(), r.processed_at.timestamp()) for r in rows]
+            rows = session.execute(
+                f"SELECT event_time, processed_at, written_at FROM {keyspace}.created_users", timeout=120
+            )
+            return [(r.event_time.timestamp(), r.processed_at.timestamp(), r.written_at.timestamp()) for r in rows]
         finally:
             cluster.shutdown()
 
     def job_command(self, variant: str, topic: str, keyspace: str, endpoint: str | None) -> list[str]:
         checkpoint = self.s.state / "checkpoints" / f"bench-{topic}"
         common = ["--bootstrap-servers", self.s.kafka_bootstrap, "--topic", topic]
-        common += ["--checkpoint-location", str(checkpoint), "--trigger", "0 seconds"]
-        common += ["--max-offsets-per-trigger", str(self.args.max_offsets_per_trigger)]
+        common += ["--checkpoint-location", str(checkpoint)]
+        if variant == "realtime":
+            common += ["--trigger", "realtime", "--checkpoint-interval", self.args.checkpoint_interval]
+            common += ["--rt-max-rows", str(self.args.rt_max_rows), "--rt-linger-ms", str(self.args.rt_linger_ms)]
+        else:
+            common += ["--trigger", "0 seconds", "--max-offsets-per-trigger", str(self.args.max_offsets_per_trigger)]
         submit = [str(ROOT / "scripts" / "spark-submit")]
         if variant == "seed":
             seed = ["--cassandra-nodes", self.cassandra, "--keyspace", keyspace]
             return [*submit, str(ROOT / "scripts" / "bench_seed_job.py"), *common, *seed]
-        engine = ["--engine", variant]
-        if variant == "flight":
-            engine += ["--flight-endpoint", endpoint]
+        if variant == "inprocess":
+            engine = ["--engine", "inprocess", "--cassandra-nodes", self.cassandra, "--cassandra-keyspace", keyspace]
         else:
-            engine += ["--cassandra-nodes", self.cassandra, "--cassandra-keyspace", keyspace]
+            engine = ["--engine", "flight", "--flight-endpoint", endpoint]
         return [*submit, str(ROOT / "spark-app" / "stream_users.py"), *common, *engine]
 
     def run(self, variant: str) -> Result:
@@ -165,7 +186,7 @@ class Bench:
         log = self.logs / f"{name}.log"
         with ExitStack() as cleanup:
             endpoint = None
-            if variant == "flight":
+            if variant in ("flight", "realtime"):
                 env = {**os.environ, "QUIVER_CASSANDRA_NODES": self.cassandra, "QUIVER_CASSANDRA_KEYSPACE": name}
                 serve_log = self.logs / f"{name}-serve.log"
                 endpoint = cleanup.enter_context(running_serve(self.quiver, [], env, serve_log)).location
@@ -189,10 +210,14 @@ class Bench:
                 self.produce(name, self.args.users, seed=3)
                 self.wait_for(name, name, job, log, timeout=1800)
 
-                latency_started = time.time()
-                total = round(self.args.rate * self.args.seconds)
-                self.produce(name, total, seed=4, rate=self.args.rate)
-                self.wait_for(name, name, job, log, timeout=600)
+                # Phase i holds the rows whose Kafka timestamps fall in [starts[i], starts[i + 1]).
+                starts, totals = [], []
+                for i, rate in enumerate(self.args.rates):
+                    starts.append(time.time())
+                    totals.append(round(rate * self.args.seconds))
+                    self.produce(name, totals[-1], seed=4 + i, rate=rate)
+                    self.wait_for(name, name, job, log, timeout=600)
+                starts.append(float("inf"))
             finally:
                 _signal_group(job, signal.SIGTERM)
                 try:
@@ -205,26 +230,35 @@ class Bench:
         # every phase is complete.
         for _ in range(30):
             rows = self.timings(name)
-            throughput = [(e, p) for e, p in rows if started <= e < latency_started]
-            latency = sorted((p - e) * 1000 for e, p in rows if e >= latency_started)
-            if len(throughput) >= self.args.users and len(latency) >= total:
+            throughput = [(e, w) for e, _, w in rows if started <= e < starts[0]]
+            phases = [[(e, p, w) for e, p, w in rows if starts[i] <= e < starts[i + 1]] for i in range(len(totals))]
+            if len(throughput) >= self.args.users and all(len(p) >= t for p, t in zip(phases, totals, strict=True)):
                 break
             time.sleep(2)
         else:
-            raise SystemExit(f"{name}: {len(throughput)} of {self.args.users} and {len(latency)} of {total} rows")
+            raise SystemExit(f"{name}: {len(throughput)} of {self.args.users} rows, phases {list(map(len, phases))}")
         first_event = min(e for e, _ in throughput)
-        last_processed = max(p for _, p in throughput)
+        last_written = max(w for _, w in throughput)
         return Result(
             variant=variant,
             users=len(throughput),
-            throughput_msgs_s=len(throughput) / (last_processed - first_event),
-            latency_rate=self.args.rate,
-            latency_rows=len(latency),
-            p50_ms=percentile(latency, 0.50),
-            p95_ms=percentile(latency, 0.95),
-            p99_ms=percentile(latency, 0.99),
-            max_ms=latency[-1],
+            throughput_msgs_s=len(throughput) / (last_written - first_event),
+            latency=[latency(rate, phase) for rate, phase in zip(self.args.rates, phases, strict=True)],
         )
+
+
+def latency(rate: float, rows: list[tuple[float, float, float]]) -> Latency:
+    to_write = sorted((w - e) * 1000 for e, _, w in rows)
+    to_decode = sorted((p - e) * 1000 for e, p, _ in rows)
+    return Latency(
+        rate=rate,
+        rows=len(rows),
+        p50_ms=percentile(to_write, 0.50),
+        p95_ms=percentile(to_write, 0.95),
+        p99_ms=percentile(to_write, 0.99),
+        max_ms=to_write[-1],
+        p99_decode_ms=percentile(to_decode, 0.99),
+    )
 
 
 def _signal_group(process: subprocess.Popen, signum: int) -> None:
@@ -239,10 +273,18 @@ def _signal_group(process: subprocess.Popen, signum: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=1_000_000, help="users in the throughput phase")
-    parser.add_argument("--rate", type=float, default=10_000, help="users per second in the latency phase")
-    parser.add_argument("--seconds", type=float, default=30, help="length of the latency phase")
+    parser.add_argument(
+        "--rates",
+        type=lambda v: [float(r) for r in v.split(",")],
+        default=[10_000.0, 1_000.0],
+        help="users per second of each latency phase, comma-separated",
+    )
+    parser.add_argument("--seconds", type=float, default=75, help="length of each latency phase")
     parser.add_argument("--partitions", type=int, default=2, help="Kafka partitions of each topic")
-    parser.add_argument("--max-offsets-per-trigger", type=int, default=200_000)
+    parser.add_argument("--max-offsets-per-trigger", type=int, default=200_000, help="micro-batch variants")
+    parser.add_argument("--checkpoint-interval", default="1 minute", help="realtime: the job's --checkpoint-interval")
+    parser.add_argument("--rt-max-rows", type=int, default=2000, help="realtime: the job's --rt-max-rows")
+    parser.add_argument("--rt-linger-ms", type=int, default=5, help="realtime: the job's --rt-linger-ms")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated: " + ", ".join(VARIANTS))
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
     args = parser.parse_args(argv)
@@ -265,19 +307,31 @@ def main(argv: list[str] | None = None) -> int:
         platform.processor(),
     )
     print(f"\nmachine: {os.cpu_count()} cores ({cpu}), {platform.platform()}")
+    rates = " then ".join(f"{r:,.0f}/s" for r in args.rates)
     print(
-        f"workload: {args.users:,} users at full speed, then {args.rate:,.0f}/s for {args.seconds:.0f} s; "
-        f"{args.partitions} partitions, max {args.max_offsets_per_trigger:,} offsets per trigger\n"
+        f"workload: {args.users:,} users at full speed, then {rates} for {args.seconds:.0f} s each; "
+        f"{args.partitions} partitions; micro-batch: max {args.max_offsets_per_trigger:,} offsets per trigger; "
+        f"realtime: checkpoint every {args.checkpoint_interval}, --rt-max-rows {args.rt_max_rows}, "
+        f"--rt-linger-ms {args.rt_linger_ms}\n"
     )
-    print("| variant | throughput (msgs/s) | p50 (ms) | p95 (ms) | p99 (ms) | max (ms) |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("Kafka timestamp to the row's write (written_at), in ms; p99 to decode is to processed_at.\n")
+    print("| variant | throughput (msgs/s) | rate (msgs/s) | p50 | p95 | p99 | max | p99 to decode |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
-        print(
-            f"| {r.variant} | {r.throughput_msgs_s:,.0f} | {r.p50_ms:,.0f} | {r.p95_ms:,.0f} | {r.p99_ms:,.0f} "
-            f"| {r.max_ms:,.0f} |"
-        )
+        for i, lat in enumerate(r.latency):
+            throughput = f"{r.throughput_msgs_s:,.0f}" if i == 0 else ""
+            print(
+                f"| {r.variant if i == 0 else ''} | {throughput} | {lat.rate:,.0f} | {lat.p50_ms:,.0f} "
+                f"| {lat.p95_ms:,.0f} | {lat.p99_ms:,.0f} | {lat.max_ms:,.0f} | {lat.p99_decode_ms:,.0f} |"
+            )
     by_name = {r.variant: r for r in results}
-    for a, b in (("flight", "seed"), ("inprocess", "seed"), ("inprocess", "flight")):
+    for a, b in (
+        ("realtime", "seed"),
+        ("flight", "seed"),
+        ("inprocess", "seed"),
+        ("inprocess", "flight"),
+        ("realtime", "flight"),
+    ):
         if a in by_name and b in by_name:
             ratio = by_name[a].throughput_msgs_s / by_name[b].throughput_msgs_s
             print(f"throughput {a} / {b}: {ratio:.2f}x")

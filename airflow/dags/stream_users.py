@@ -2,10 +2,15 @@
 with SparkSubmitOperator to the standalone master of `spark_default`, in client mode
 (Spark standalone runs Python applications only so).
 
-The job reads the topic and hands each micro-batch over Arrow Flight to `quiver serve`
-at `flight_endpoint`, which writes Cassandra. `bounded` (the default) runs it with
-`--trigger available-now`: everything the topic holds, then the job and the task end;
-otherwise it streams until stopped. spark-submit must be on PATH (the stack puts the
+The job reads the topic and hands its records over Arrow Flight to `quiver serve` at
+`flight_endpoint`, which writes Cassandra. `trigger` is the job's `--trigger`:
+`available-now` (the default) processes everything the topic holds, then the job and the
+task end; an interval such as `1 second` streams in micro-batches, and `realtime` in
+Spark's real-time mode (records written within milliseconds), until stopped. A streaming
+run is a long-running task: start it with `airflow dags trigger stream_users --conf
+'{"trigger": "realtime"}'`, stop it by marking the task failed or success in the UI (or
+`airflow tasks clear`), which sends spark-submit SIGTERM; a restart resumes from the
+checkpoint. spark-submit must be on PATH (the stack puts the
 Spark side's there) and QUIVER_SPARK_KAFKA_JARS must list Spark's Kafka connector jars
 (`scripts/stack env` prints them). The spark-submit output is in the task log.
 """
@@ -30,12 +35,18 @@ from quiver_common import ROOT, TOPIC_PATTERN, kafka_bootstrap
     tags=["quiver"],
     params={
         "topic": Param("users_created", type="string", pattern=TOPIC_PATTERN),
-        "bounded": Param(True, type="boolean", description="process what the topic holds, then stop"),
-        "trigger_interval": Param(
-            "1 second",
+        "trigger": Param(
+            "available-now",
             type="string",
-            pattern=r"^[0-9]+ (millisecond|second|minute)s?$",
-            description="micro-batch interval of an unbounded run",
+            pattern=r"^(available-now|realtime|[0-9]+ (millisecond|second|minute)s?)$",
+            description="available-now: the topic's records, then stop; realtime: Spark's real-time mode "
+            "until stopped; or a micro-batch interval such as '1 second', until stopped",
+        ),
+        "checkpoint_interval": Param(
+            "1 minute",
+            type="string",
+            pattern=r"^[0-9]+ (second|minute)s?$",
+            description="realtime: how often the query checkpoints (at least 5 seconds)",
         ),
         "flight_endpoint": Param(
             os.environ.get("QUIVER_FLIGHT_ENDPOINT", "grpc://127.0.0.1:50051"),
@@ -44,6 +55,13 @@ from quiver_common import ROOT, TOPIC_PATTERN, kafka_bootstrap
             description="`quiver serve`'s Flight address",
         ),
         "pipeline": Param("users", type="string", pattern=r"^[A-Za-z0-9_]+$"),
+        "executor_cores": Param(
+            1,
+            type="integer",
+            minimum=1,
+            maximum=256,
+            description="cores the job takes from the cluster; realtime needs one per Kafka partition",
+        ),
         "checkpoint_location": Param(
             None, type=["null", "string"], description="Spark's checkpoint folder [default: the job's own]"
         ),
@@ -60,13 +78,15 @@ def stream_users():
                 "QUIVER_SPARK_KAFKA_JARS must list Spark's Kafka connector jars, comma-separated "
                 f"(`scripts/stack env` prints them; run scripts/setup to fetch them); missing: {missing or 'all'}"
             )
-        trigger = "available-now" if params["bounded"] else params["trigger_interval"]
+        trigger = params["trigger"]
         args = ["--bootstrap-servers", kafka_bootstrap(), "--topic", params["topic"], "--trigger", trigger]
+        if trigger == "realtime":
+            args += ["--checkpoint-interval", params["checkpoint_interval"]]
         args += ["--engine", "flight", "--flight-endpoint", params["flight_endpoint"]]
         args += ["--pipeline", params["pipeline"]]
         if params["checkpoint_location"]:
             args += ["--checkpoint-location", params["checkpoint_location"]]
-        return {"jars": jars, "args": args}
+        return {"jars": jars, "args": args, "cores": str(params["executor_cores"])}
 
     arguments = job_arguments()
     submit = SparkSubmitOperator(
@@ -76,8 +96,9 @@ def stream_users():
         name="quiver-stream-users",
         jars=arguments["jars"],
         application_args=arguments["args"],
-        # One core of the two-core worker, so a second application can still start.
-        total_executor_cores=1,
+        # By default one core of the two-core worker, so a second application can still
+        # start; real-time mode needs a core per Kafka partition at once (the job checks).
+        conf={"spark.cores.max": arguments["cores"]},
         verbose=False,
     )
     arguments >> submit

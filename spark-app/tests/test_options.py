@@ -47,8 +47,14 @@ def test_token_comes_from_a_file_or_the_environment(tmp_path):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--trigger", "soon"], "--trigger 'soon' is neither 'available-now' nor an interval"),
-        (["--trigger", "500 ms"], "--trigger '500 ms' is neither 'available-now' nor an interval"),
+        (["--trigger", "soon"], "--trigger 'soon' is neither 'available-now', 'realtime' nor an interval"),
+        (["--trigger", "500 ms"], "--trigger '500 ms' is neither 'available-now', 'realtime' nor an interval"),
+        (["--trigger", "realtime", "--engine", "inprocess"], "--trigger realtime needs --engine flight"),
+        (["--checkpoint-interval", "2 seconds"], "--checkpoint-interval '2 seconds' is not an interval of at least"),
+        (["--checkpoint-interval", "soon"], "--checkpoint-interval 'soon' is not an interval of at least"),
+        (["--rt-max-rows", "0"], "0 must be greater than 0"),
+        (["--rt-linger-ms", "-1"], "--rt-linger-ms must be 0"),
+        (["--max-restarts", "-1"], "--max-restarts must be 0"),
         (["--flight-endpoint", "http://x:1"], "--flight-endpoint 'http://x:1' is not grpc://host:port"),
         (["--max-offsets-per-trigger", "0"], "0 must be greater than 0"),
         (["--fail-on-data-loss", "maybe"], "'maybe' is not a boolean"),
@@ -92,3 +98,22 @@ def test_the_token_file_variable_is_the_one_quiver_serve_reads(tmp_path):
     token_file = tmp_path / "token"
     token_file.write_text("t0ken")
     assert options.parse([], env={"QUIVER_TOKEN_FILE": str(token_file)}).token == "t0ken"
+
+
+def test_realtime_settings_and_their_defaults():
+    o = options.parse(["--trigger", "realtime"], env={})
+    assert o.realtime and not o.available_now
+    assert (o.checkpoint_interval, o.rt_max_rows, o.rt_linger_ms) == ("1 minute", 2000, 5)
+    # Real-time tasks are not retried, so the driver restarts the query; micro-batches rely
+    # on Spark's task retries.
+    assert o.max_restarts == 5
+    assert options.parse([], env={}).max_restarts == 0
+    env = {
+        "QUIVER_TRIGGER": "realtime",
+        "QUIVER_CHECKPOINT_INTERVAL": "30 seconds",
+        "QUIVER_RT_MAX_ROWS": "500",
+        "QUIVER_RT_LINGER_MS": "0",
+        "QUIVER_MAX_RESTARTS": "2",
+    }
+    o = options.parse([], env=env)
+    assert (o.checkpoint_interval, o.rt_max_rows, o.rt_linger_ms, o.max_restarts) == ("30 seconds", 500, 0, 2)

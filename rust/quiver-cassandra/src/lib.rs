@@ -5,6 +5,13 @@
 //! coordinates), so a batch that Spark replays after a failure changes nothing. Rows are
 //! written one prepared INSERT each, never as multi-partition batches (an anti-pattern in
 //! Cassandra): token-aware routing sends each to a replica, with bounded concurrency.
+//!
+//! Each INSERT carries its Kafka offset as its write timestamp (`USING TIMESTAMP`), so
+//! of two versions of one user the later offset wins whatever order they are written in:
+//! a replay of older records, or INSERTs that overtake each other, cannot put an older
+//! version over a newer one (docs/ARCHITECTURE.md, "Which version wins"). `written_at` is
+//! stamped by Cassandra (`currentTimestamp()`) when it executes the INSERT: the moment
+//! the row is written, which the write timestamp no longer tells.
 
 use arrow::array::{
     Array, AsArray, BinaryArray, Int32Array, Int64Array, RecordBatch, StringArray,
@@ -15,6 +22,7 @@ use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt, stream};
 use quiver_core::schema::{created_users_schema, rejects_schema};
 use quiver_core::{Sink, SinkError, SinkReport};
+use scylla::SerializeRow;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::statement::prepared::PreparedStatement;
@@ -88,8 +96,10 @@ fn schema_statements(ks: &str, rf: u32) -> Vec<String> {
              id uuid PRIMARY KEY, first_name text, last_name text, gender text, address text, \
              post_code text, email text, username text, dob timestamp, registered_date timestamp, \
              phone text, picture text, kafka_partition int, kafka_offset bigint, \
-             event_time timestamp, processed_at timestamp)"
+             event_time timestamp, processed_at timestamp, written_at timestamp)"
         ),
+        // Tables made before `written_at` existed get it added.
+        format!("ALTER TABLE {ks}.created_users ADD IF NOT EXISTS written_at timestamp"),
         format!(
             "CREATE TABLE IF NOT EXISTS {ks}.rejected_users (\
              kafka_topic text, kafka_partition int, kafka_offset bigint, kafka_timestamp timestamp, \
@@ -156,12 +166,14 @@ impl CassandraSink {
         let insert_user = prepare(format!(
             "INSERT INTO {ks}.created_users (id, first_name, last_name, gender, address, \
              post_code, email, username, dob, registered_date, phone, picture, kafka_partition, \
-             kafka_offset, event_time, processed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+             kafka_offset, event_time, processed_at, written_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, currentTimestamp()) USING TIMESTAMP ?"
         ))
         .await?;
         let insert_reject = prepare(format!(
             "INSERT INTO {ks}.rejected_users (kafka_topic, kafka_partition, kafka_offset, \
-             kafka_timestamp, raw_value, reason, rejected_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+             kafka_timestamp, raw_value, reason, rejected_at) VALUES (?, ?, ?, ?, ?, ?, ?) \
+             USING TIMESTAMP ?"
         ))
         .await?;
         Ok(Self {
@@ -224,6 +236,38 @@ fn expect_schema(batch: &RecordBatch, want: &SchemaRef, table: &str) -> Result<(
     Ok(())
 }
 
+/// The bound values of one created_users INSERT, in the statement's order.
+#[derive(SerializeRow)]
+#[scylla(flavor = "enforce_order", skip_name_checks)]
+struct UserRow<'a> {
+    id: Uuid,
+    first_name: Option<&'a str>,
+    last_name: Option<&'a str>,
+    gender: Option<&'a str>,
+    address: Option<&'a str>,
+    post_code: Option<&'a str>,
+    email: Option<&'a str>,
+    username: Option<&'a str>,
+    dob: Option<CqlTimestamp>,
+    registered_date: Option<CqlTimestamp>,
+    phone: Option<&'a str>,
+    picture: Option<&'a str>,
+    kafka_partition: Option<i32>,
+    kafka_offset: i64,
+    event_time: Option<CqlTimestamp>,
+    processed_at: Option<CqlTimestamp>,
+    write_timestamp: i64,
+}
+
+/// The write timestamp of the record at `offset`: the offset itself. Kafka gives every
+/// record of a partition a larger offset than the ones before it, and the producer keys
+/// each user to one partition, so the later version of a user always has the larger write
+/// timestamp. A replayed record gets the same timestamp as before; Cassandra then keeps
+/// the larger cell value, and the two writes differ only in their processing stamps.
+fn write_timestamp(offset: i64) -> i64 {
+    offset
+}
+
 fn ts(a: &TimestampMillisecondArray, i: usize) -> Option<CqlTimestamp> {
     a.is_valid(i).then(|| CqlTimestamp(a.value(i)))
 }
@@ -255,7 +299,8 @@ impl Sink for CassandraSink {
         let offset: &Int64Array = rows.column(13).as_primitive();
         let (event_time, processed_at) = (t(14), t(15));
 
-        // Check every key before the first write, so a bad id fails the batch untouched.
+        // Check every key and write timestamp before the first write, so a bad row fails
+        // the batch untouched.
         let ids = (0..rows.num_rows())
             .map(|i| {
                 Uuid::try_parse(id.value(i)).map_err(|_| {
@@ -266,26 +311,33 @@ impl Sink for CassandraSink {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        if offset.null_count() > 0 {
+            return Err(refused(format!(
+                "pipeline `{pipeline}` produced rows without kafka_offset, which orders the versions \
+                 of a user (it is each row's write timestamp): select raw_users.kafka_offset"
+            )));
+        }
         stream::iter(0..rows.num_rows())
             .map(|i| {
-                let values = (
-                    ids[i],
-                    text(first, i),
-                    text(last, i),
-                    text(gender, i),
-                    text(address, i),
-                    text(post_code, i),
-                    text(email, i),
-                    text(username, i),
-                    ts(dob, i),
-                    ts(registered, i),
-                    text(phone, i),
-                    text(picture, i),
-                    partition.is_valid(i).then(|| partition.value(i)),
-                    offset.is_valid(i).then(|| offset.value(i)),
-                    ts(event_time, i),
-                    ts(processed_at, i),
-                );
+                let values = UserRow {
+                    id: ids[i],
+                    first_name: text(first, i),
+                    last_name: text(last, i),
+                    gender: text(gender, i),
+                    address: text(address, i),
+                    post_code: text(post_code, i),
+                    email: text(email, i),
+                    username: text(username, i),
+                    dob: ts(dob, i),
+                    registered_date: ts(registered, i),
+                    phone: text(phone, i),
+                    picture: text(picture, i),
+                    kafka_partition: partition.is_valid(i).then(|| partition.value(i)),
+                    kafka_offset: offset.value(i),
+                    event_time: ts(event_time, i),
+                    processed_at: ts(processed_at, i),
+                    write_timestamp: write_timestamp(offset.value(i)),
+                };
                 self.execute_with_retry(&self.insert_user, values)
             })
             .buffer_unordered(self.config.concurrency)
@@ -310,6 +362,7 @@ impl Sink for CassandraSink {
                     raw.is_valid(i).then(|| raw.value(i)),
                     reason.value(i),
                     ts(at, i),
+                    write_timestamp(r_offset.value(i)),
                 );
                 self.execute_with_retry(&self.insert_reject, values)
             })

@@ -131,6 +131,83 @@ async fn writes_are_idempotent_upserts_and_rejects_are_kept() {
         .unwrap();
 }
 
+/// Versions of one user at rising offsets, in one batch whose INSERTs run concurrently,
+/// then the older half again (a replay from an older checkpoint): the row is always the
+/// last version, and Cassandra stamps when each row was written.
+#[tokio::test]
+#[ignore = "needs the local stack: scripts/stack up"]
+async fn the_latest_offset_of_a_user_wins_in_any_write_order() {
+    let ks = unique_keyspace();
+    let sink = CassandraSink::connect(config(&ks)).await.unwrap();
+    let engine = Engine::new(vec![PipelineSpec::users()], 0).await.unwrap();
+    let pipeline = engine.pipeline("users").unwrap();
+    let record = &users(12, 1)[0];
+    let v = expected::parse(record);
+    let original = format!(r#""first":"{}""#, v.first);
+    let versions: Vec<String> = (0..64)
+        .map(|i| record.replacen(&original, &format!(r#""first":"version {i}""#), 1))
+        .collect();
+    assert!(
+        versions.iter().all(|r| r != record),
+        "the first name was not found"
+    );
+    let id = Uuid::parse_str(&v.uuid).unwrap();
+    let read = || async {
+        sink.session()
+            .query_unpaged(
+                format!("SELECT first_name, kafka_offset, written_at FROM {ks}.created_users WHERE id = ?"),
+                (id,),
+            )
+            .await
+            .unwrap()
+            .into_rows_result()
+            .unwrap()
+            .single_row::<(String, i64, CqlTimestamp)>()
+            .unwrap()
+    };
+
+    let before_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let values: Vec<Option<&[u8]>> = versions.iter().map(|r| Some(r.as_bytes())).collect();
+    let all = pipeline
+        .process(&kafka_batch(&values, 0, 1000))
+        .await
+        .unwrap();
+    sink.write("users", &all.output, &all.rejects)
+        .await
+        .unwrap();
+    let (first, offset, written_at) = read().await;
+    assert_eq!((first.as_str(), offset), ("version 63", 1063));
+    let after_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    assert!(
+        (before_ms..=after_ms).contains(&written_at.0),
+        "written_at {} is not between {before_ms} and {after_ms}",
+        written_at.0
+    );
+
+    // The older half replayed, newest of them last: each INSERT is newer in time but older
+    // in Kafka, and loses.
+    let older = pipeline
+        .process(&kafka_batch(&values[..32], 0, 1000))
+        .await
+        .unwrap();
+    sink.write("users", &older.output, &older.rejects)
+        .await
+        .unwrap();
+    let (first, offset, _) = read().await;
+    assert_eq!((first.as_str(), offset), ("version 63", 1063));
+
+    sink.session()
+        .query_unpaged(format!("DROP KEYSPACE {ks}"), ())
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn an_unreachable_cluster_is_a_clear_error() {
     let config = CassandraConfig {

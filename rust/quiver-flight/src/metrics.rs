@@ -13,6 +13,7 @@ pub struct Metrics {
     pub rows_written: IntCounterVec,
     pub rows_rejected: IntCounterVec,
     pub stage_seconds: HistogramVec,
+    pub write_latency_seconds: HistogramVec,
     pub sink_errors: IntCounterVec,
     pub inflight_batches: IntGauge,
 }
@@ -54,6 +55,21 @@ impl Metrics {
             &["pipeline", "stage"],
         )?;
         registry.register(Box::new(stage_seconds.clone()))?;
+        // End-to-end latency of a record: from its Kafka timestamp to the moment the sinks
+        // acknowledged its batch, i.e. to the write, not to the decode. Buckets are fine
+        // in the milliseconds that real-time mode reaches and coarse up to a minute.
+        let write_latency_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "write_latency_seconds",
+                "Per record: Kafka timestamp to the sinks' acknowledgement of its batch.",
+            )
+            .buckets(vec![
+                0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1,
+                0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0,
+            ]),
+            &["pipeline"],
+        )?;
+        registry.register(Box::new(write_latency_seconds.clone()))?;
         let inflight_batches = IntGauge::new("inflight_batches", "Batches being processed.")?;
         registry.register(Box::new(inflight_batches.clone()))?;
         Ok(Self {
@@ -63,6 +79,7 @@ impl Metrics {
             rows_written,
             rows_rejected,
             stage_seconds,
+            write_latency_seconds,
             sink_errors,
             inflight_batches,
         })

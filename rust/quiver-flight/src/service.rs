@@ -4,8 +4,8 @@
 use crate::ipc::IpcReader;
 use crate::metrics::Metrics;
 use crate::proto::{BatchAck, ExchangeCommand, SqlQuery};
-use arrow::array::RecordBatch;
-use arrow::datatypes::Schema;
+use arrow::array::{ArrayRef, AsArray, RecordBatch};
+use arrow::datatypes::{Schema, TimestampMillisecondType};
 use arrow::ipc::writer::IpcWriteOptions;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
@@ -21,7 +21,7 @@ use prost::Message;
 use quiver_core::{CoreError, Engine, Pipeline, SinkError, SinkSet, Stored};
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tonic::metadata::MetadataMap;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, ServerTlsConfig};
@@ -146,6 +146,7 @@ impl QuiverFlight {
         // worker they would also hold up the tasks queued behind them on that worker (the
         // connection receiving the next batch among them), so they run on a blocking
         // thread and the transfer of the next batch overlaps this one's work.
+        let kafka_timestamps = batch.column_by_name("timestamp").cloned();
         let job = pipeline.clone();
         let processed = tokio::task::spawn_blocking(move || {
             tokio::runtime::Handle::current().block_on(job.process(&batch))
@@ -196,6 +197,9 @@ impl QuiverFlight {
             m.stage_seconds
                 .with_label_values(&[name, "sink"])
                 .observe(stored.elapsed.as_secs_f64());
+            if let (true, Some(timestamps)) = (store, &kafka_timestamps) {
+                observe_write_latency(m, name, timestamps);
+            }
             stored
         } else {
             Stored::default()
@@ -330,6 +334,22 @@ fn read_ahead(
         }
     });
     stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) }).boxed()
+}
+
+/// Observes, for every record of a stored batch, the time from its Kafka timestamp to now.
+/// Records without a timestamp (clients that are not Spark may leave it out) are skipped.
+fn observe_write_latency(m: &Metrics, pipeline: &str, timestamps: &ArrayRef) {
+    let Some(timestamps) = timestamps.as_primitive_opt::<TimestampMillisecondType>() else {
+        return;
+    };
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let histogram = m.write_latency_seconds.with_label_values(&[pipeline]);
+    for ts in timestamps.iter().flatten() {
+        // A clock step can put a timestamp in the future; that record took no time.
+        histogram.observe((now_ms - ts).max(0) as f64 / 1000.0);
+    }
 }
 
 fn micros(d: Duration) -> u64 {

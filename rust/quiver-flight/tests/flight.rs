@@ -24,6 +24,7 @@ const MAX: usize = 64 * 1024 * 1024;
 
 struct Server {
     endpoint: String,
+    metrics: Metrics,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -63,7 +64,8 @@ async fn start_with(sink: Arc<dyn Sink>, config: ServiceConfig) -> Server {
     spec.sinks = vec![sink.name().to_string()];
     let engine = Arc::new(Engine::new(vec![spec], 10_000).await.unwrap());
     let sinks = SinkSet::new(&engine, vec![sink]).unwrap();
-    let svc = QuiverFlight::new(engine, sinks, Metrics::new().unwrap());
+    let metrics = Metrics::new().unwrap();
+    let svc = QuiverFlight::new(engine, sinks, metrics.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = oneshot::channel::<()>();
@@ -76,6 +78,7 @@ async fn start_with(sink: Arc<dyn Sink>, config: ServiceConfig) -> Server {
     });
     Server {
         endpoint,
+        metrics,
         stop: Some(tx),
         task,
     }
@@ -194,6 +197,14 @@ async fn do_exchange_acknowledges_each_batch() {
         (7, 2, "users")
     );
     assert_eq!(acks[0].rows_written, 0, "--sink none writes nothing");
+    // Every stored record's latency to the write is observed, rejects included.
+    assert!(
+        s.metrics
+            .render()
+            .contains("quiver_write_latency_seconds_count{pipeline=\"users\"} 104\n"),
+        "{}",
+        s.metrics.render()
+    );
 
     // The accepted rows are now visible to SQL over the recent-output window.
     let (_, batches) = sql(&mut c, "SELECT count(*) FROM users").await.unwrap();
@@ -442,6 +453,14 @@ async fn a_failed_sink_write_is_an_error_never_an_ack() {
     // Rows that were not stored are not shown as passed through either.
     let (_, batches) = sql(&mut c, "SELECT count(*) FROM users").await.unwrap();
     assert_eq!(batches[0].column(0).as_primitive::<Int64Type>().value(0), 0);
+    // ... nor as written.
+    assert!(
+        !s.metrics
+            .render()
+            .contains("quiver_write_latency_seconds_count"),
+        "{}",
+        s.metrics.render()
+    );
     s.stop().await;
 }
 

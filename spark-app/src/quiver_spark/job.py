@@ -32,11 +32,15 @@ class Totals:
     rows_in: int = 0
     rows_written: int = 0
     rows_rejected: int = 0
+    realtime: bool = False
     started: float = field(default_factory=time.monotonic)
 
     def summary(self) -> str:
         seconds = time.monotonic() - self.started
         rate = self.rows_in / seconds if seconds > 0 else 0.0
+        if self.realtime:
+            # The writers' acknowledgements stay on the executors (and in quiver serve's metrics).
+            return f"{self.batches} real-time batches, {self.rows_in} rows in {seconds:.1f} s ({rate:,.0f} rows/s)"
         return (
             f"{self.batches} micro-batches, {self.rows_in} rows in, {self.rows_written} written, "
             f"{self.rows_rejected} rejected in {seconds:.1f} s ({rate:,.0f} rows/s)"
@@ -74,7 +78,7 @@ class BatchHandler:
             self.task = lambda batch_id: task_exchange(target, batch_id)
             self.problem = None
             self.destination = options.flight_endpoint
-        self.totals = Totals()
+        self.totals = Totals(realtime=options.realtime)
         # Stopping a query while foreachBatch runs a job can kill the stream thread, so
         # a stop request waits until no batch is in flight.
         self.idle = threading.Event()
@@ -111,10 +115,11 @@ class BatchHandler:
             self.idle.set()
 
 
-def progress_logger():
+def progress_logger(realtime_totals: Totals | None):
     """Logs where each micro-batch's time went, from Spark's own progress report: the
     offsets lookup, the checkpoint's write-ahead log and commit, and the batch itself
-    (addBatch: the exchange or in-process work)."""
+    (addBatch: the exchange or in-process work). In real-time mode, where no batch passes
+    through the driver, it also counts the batches and their rows into `realtime_totals`."""
     from pyspark.sql.streaming import StreamingQueryListener
 
     class ProgressLogger(StreamingQueryListener):
@@ -125,6 +130,9 @@ def progress_logger():
             progress = event.progress
             if not progress.numInputRows:
                 return
+            if realtime_totals is not None:
+                realtime_totals.batches += 1
+                realtime_totals.rows_in += progress.numInputRows
             durations = dict(progress.durationMs)
             total = durations.pop("triggerExecution", 0)
             stages = ", ".join(f"{stage} {ms}" for stage, ms in sorted(durations.items(), key=lambda kv: -kv[1]))
@@ -147,10 +155,12 @@ def build_query(spark, options: opts.Options, handler: BatchHandler):
         .option("startingOffsets", options.starting_offsets)
         .option("failOnDataLoss", str(options.fail_on_data_loss).lower())
     )
-    if options.max_offsets_per_trigger:
-        reader = reader.option("maxOffsetsPerTrigger", options.max_offsets_per_trigger)
     if options.min_partitions:
         reader = reader.option("minPartitions", options.min_partitions)
+    if options.realtime:
+        return build_realtime_query(spark, options, reader.load())
+    if options.max_offsets_per_trigger:
+        reader = reader.option("maxOffsetsPerTrigger", options.max_offsets_per_trigger)
     writer = (
         reader.load()
         .writeStream.queryName(options.app_name.replace("-", "_"))
@@ -161,6 +171,72 @@ def build_query(spark, options: opts.Options, handler: BatchHandler):
         writer.trigger(availableNow=True) if options.available_now else writer.trigger(processingTime=options.trigger)
     )
     return writer.start()
+
+
+# The JVM writer of spark-app/jvm, in the stack's spark.jars: real-time mode takes only a
+# JVM ForeachWriter, so the rows go from Spark's Kafka reader to the Flight stream without
+# passing through Python.
+WRITER_CLASS = "quiver.spark.FlightWriter"
+
+
+def build_realtime_query(spark, options: opts.Options, kafka):
+    """Real-time mode: one long-running task per Kafka partition, each streaming its rows
+    to `quiver serve` as they arrive; a real-time batch ends, and the offsets are
+    checkpointed, every --checkpoint-interval."""
+    from pyspark.sql.streaming.query import StreamingQuery
+
+    writer_class = spark._jvm
+    for part in WRITER_CLASS.split("."):
+        writer_class = getattr(writer_class, part)
+    writer = writer_class(
+        options.flight_endpoint,
+        options.pipeline,
+        options.token,
+        options.tls_ca.decode() if options.tls_ca else None,
+        options.rt_max_rows,
+        options.rt_linger_ms,
+        int(options.exchange_timeout_s * 1000),
+        int(options.connect_retry_s * 1000),
+        options.max_message_bytes,
+    )
+    stream = (
+        kafka.select(*KAFKA_COLUMNS)
+        .writeStream.queryName(options.app_name.replace("-", "_"))
+        .outputMode("update")
+        .option("checkpointLocation", options.checkpoint_location)
+        .trigger(realTime=options.checkpoint_interval)
+    )
+    return StreamingQuery(stream._jwrite.foreach(writer).start())
+
+
+def check_cores(spark, options: opts.Options, wait_s: float = 60.0) -> str | None:
+    """Real-time mode runs a task per Kafka partition, all at once, for as long as the
+    query runs: with fewer cores than partitions some partitions would never be read.
+    Returns the problem, or None. Executors register a moment after the session starts,
+    so this waits up to `wait_s` for enough of them."""
+    jvm, sc = spark._jvm, spark.sparkContext._jsc.sc()
+    props = jvm.java.util.Properties()
+    props.put("bootstrap.servers", options.bootstrap_servers)
+    deserializer = "org.apache.kafka.common.serialization.ByteArrayDeserializer"
+    props.put("key.deserializer", deserializer)
+    props.put("value.deserializer", deserializer)
+    consumer = jvm.org.apache.kafka.clients.consumer.KafkaConsumer(props)
+    try:
+        partitions = consumer.partitionsFor(options.topic, jvm.java.time.Duration.ofSeconds(30)).size()
+    finally:
+        consumer.close()
+    tasks = max(partitions, options.min_partitions or 0)
+    profile = sc.resourceProfileManager().defaultResourceProfile()
+    deadline = time.monotonic() + wait_s
+    while (cores := sc.maxNumConcurrentTasks(profile)) < tasks and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if cores >= tasks:
+        return None
+    return (
+        f"topic {options.topic} has {partitions} partitions, so real-time mode runs {tasks} tasks at once, but "
+        f"the job has {cores} executor cores: add cores (the stack's QUIVER_SPARK_WORKER_CORES, or "
+        f"spark.cores.max) or use a micro-batch trigger such as --trigger '1 second'"
+    )
 
 
 def ship_package(spark) -> None:
@@ -187,18 +263,12 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", handler.problem)
         spark.stop()
         return 2
+    if options.realtime and (problem := check_cores(spark, options)):
+        log.error("%s", problem)
+        spark.stop()
+        return 2
     ship_package(spark)
-    spark.streams.addListener(progress_logger())
-    query = build_query(spark, options, handler)
-    log.info(
-        "streaming %s from %s to %s (pipeline %s, trigger %s, checkpoint %s)",
-        options.topic,
-        options.bootstrap_servers,
-        handler.destination,
-        options.pipeline,
-        options.trigger,
-        options.checkpoint_location,
-    )
+    spark.streams.addListener(progress_logger(handler.totals if options.realtime else None))
 
     stop_requested = threading.Event()
 
@@ -209,20 +279,70 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
 
+    restarts = 0
+    while True:
+        batches_before = handler.totals.batches
+        query = build_query(spark, options, handler)
+        log.info(
+            "streaming %s from %s to %s (pipeline %s, trigger %s, checkpoint %s)",
+            options.topic,
+            options.bootstrap_servers,
+            handler.destination,
+            options.pipeline,
+            f"realtime, checkpoint every {options.checkpoint_interval}" if options.realtime else options.trigger,
+            options.checkpoint_location,
+        )
+        failure = run_until_stopped(query, handler, stop_requested)
+        if failure is None or stop_requested.is_set():
+            break
+        # A query that got batches through was healthy: its failure starts a new count.
+        restarts = 1 if handler.totals.batches > batches_before else restarts + 1
+        if restarts > options.max_restarts:
+            break
+        delay = min(options.restart_backoff_s * 2 ** (restarts - 1), 60.0)
+        log.warning(
+            "the query failed; restart %d of %d from checkpoint %s in %.0f s: %s",
+            restarts,
+            options.max_restarts,
+            options.checkpoint_location,
+            delay,
+            first_line(failure),
+        )
+        if stop_requested.wait(delay):
+            failure = None
+            break
+    log.info("done: %s", handler.totals.summary())
+    spark.stop()
+    if failure is not None:
+        log.error(
+            "the query failed%s; a restart resumes from checkpoint %s: %s",
+            f" after {options.max_restarts} restarts" if options.max_restarts else "",
+            options.checkpoint_location,
+            failure,
+        )
+        return 1
+    return 0
+
+
+def run_until_stopped(query, handler: BatchHandler, stop_requested: threading.Event):
+    """Waits for the query to end, stopping it between two batches once a stop is
+    requested; returns its failure, or None."""
     from pyspark.errors import StreamingQueryException
 
-    failure = None
     try:
         while query.isActive:
             if stop_requested.is_set() and handler.idle.wait(timeout=60):
                 query.stop()
                 break
             query.awaitTermination(0.5)
+        # A query that failed between two checks has ended without raising yet.
+        query.awaitTermination(0)
     except StreamingQueryException as error:
-        failure = error
-    log.info("done: %s", handler.totals.summary())
-    spark.stop()
-    if failure is not None:
-        log.error("the query failed; a restart resumes from checkpoint %s: %s", options.checkpoint_location, failure)
-        return 1
-    return 0
+        return error
+    return None
+
+
+def first_line(error: BaseException) -> str:
+    """The message of a query's failure without the traceback Spark appends to it."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -42,10 +42,19 @@ class Options:
     cassandra_nodes: tuple[str, ...]
     cassandra_keyspace: str
     cassandra_credentials: tuple[str, str] | None
+    checkpoint_interval: str
+    rt_max_rows: int
+    rt_linger_ms: int
+    max_restarts: int
+    restart_backoff_s: float
 
     @property
     def available_now(self) -> bool:
         return self.trigger == "available-now"
+
+    @property
+    def realtime(self) -> bool:
+        return self.trigger == "realtime"
 
 
 def _default_checkpoint() -> str:
@@ -126,8 +135,30 @@ def build_parser(env: dict[str, str]) -> argparse.ArgumentParser:
     stream.add_argument(
         "--trigger",
         default=default("TRIGGER", "1 second"),
-        help="a processing-time interval such as '500 milliseconds' or '1 second', or 'available-now' to "
-        "process what the topic holds and stop (QUIVER_TRIGGER)",
+        help="a micro-batch interval such as '500 milliseconds' or '1 second'; 'available-now' to "
+        "process what the topic holds and stop; or 'realtime' for Spark's real-time mode: long-running "
+        "tasks, one per Kafka partition, that pass each record on within milliseconds (flight engine "
+        "only) (QUIVER_TRIGGER)",
+    )
+    stream.add_argument(
+        "--checkpoint-interval",
+        default=default("CHECKPOINT_INTERVAL", "1 minute"),
+        help="realtime: how often the query checkpoints its offsets and starts its next real-time batch, "
+        "at least '5 seconds'; a failure replays at most this much (QUIVER_CHECKPOINT_INTERVAL)",
+    )
+    stream.add_argument(
+        "--max-restarts",
+        type=int,
+        default=default("MAX_RESTARTS", None),
+        help="times in a row the driver restarts a failed query from its checkpoint, with back-off, before "
+        "it gives up; a query that made progress starts the count again. Default: 5 with --trigger realtime "
+        "(its tasks are not retried), 0 otherwise (Spark retries each task) (QUIVER_MAX_RESTARTS)",
+    )
+    stream.add_argument(
+        "--restart-backoff",
+        type=float,
+        default=default("RESTART_BACKOFF", "2"),
+        help="seconds before the first restart, doubling up to a minute (QUIVER_RESTART_BACKOFF)",
     )
     stream.add_argument("--app-name", default=default("APP_NAME", "quiver-stream-users"), help="(QUIVER_APP_NAME)")
     engine = parser.add_argument_group("transformation")
@@ -177,6 +208,19 @@ def build_parser(env: dict[str, str]) -> argparse.ArgumentParser:
         "(QUIVER_CONNECT_RETRY); covers a restart of the service",
     )
     flight.add_argument(
+        "--rt-max-rows",
+        type=_positive_int,
+        default=default("RT_MAX_ROWS", "2000"),
+        help="realtime: a task sends its rows as soon as it holds this many (QUIVER_RT_MAX_ROWS)",
+    )
+    flight.add_argument(
+        "--rt-linger-ms",
+        type=int,
+        default=default("RT_LINGER_MS", "5"),
+        help="realtime: ... or when its oldest row has waited this many milliseconds, also when no "
+        "further row arrives (QUIVER_RT_LINGER_MS)",
+    )
+    flight.add_argument(
         "--max-message-mib",
         type=_positive_int,
         default=default("FLIGHT_MAX_MESSAGE_MIB", "256"),
@@ -219,10 +263,28 @@ def parse(argv: list[str] | None = None, env: dict[str, str] | None = None) -> O
 
 def _validate(args: argparse.Namespace, env: dict[str, str]) -> Options:
     trigger = args.trigger.strip()
-    if trigger != "available-now" and not _PROCESSING_TIME.match(trigger):
+    if trigger not in ("available-now", "realtime") and not _PROCESSING_TIME.match(trigger):
         raise OptionsError(
-            f"--trigger {trigger!r} is neither 'available-now' nor an interval such as '500 milliseconds' or '1 second'"
+            f"--trigger {trigger!r} is neither 'available-now', 'realtime' nor an interval such as "
+            "'500 milliseconds' or '1 second'"
         )
+    if trigger == "realtime" and args.engine == "inprocess":
+        raise OptionsError(
+            "--trigger realtime needs --engine flight: real-time mode takes only a JVM writer, which hands the "
+            "records to `quiver serve`; the in-process engine runs in micro-batches"
+        )
+    interval = args.checkpoint_interval.strip()
+    if not _PROCESSING_TIME.match(interval) or _seconds(interval) < 5:
+        raise OptionsError(
+            f"--checkpoint-interval {interval!r} is not an interval of at least '5 seconds' (e.g. '1 minute')"
+        )
+    if args.rt_linger_ms < 0:
+        raise OptionsError("--rt-linger-ms must be 0 (send every row at once) or more")
+    max_restarts = args.max_restarts if args.max_restarts is not None else (5 if trigger == "realtime" else 0)
+    if max_restarts < 0:
+        raise OptionsError("--max-restarts must be 0 (never restart) or more")
+    if args.restart_backoff < 0:
+        raise OptionsError("--restart-backoff must be 0 seconds or more")
     if args.engine == "flight" and not re.match(r"^grpc(\+tls|\+tcp)?://[^/:]+:\d+$", args.flight_endpoint):
         raise OptionsError(
             f"--flight-endpoint {args.flight_endpoint!r} is not grpc://host:port (or grpc+tls://host:port)"
@@ -281,7 +343,19 @@ def _validate(args: argparse.Namespace, env: dict[str, str]) -> Options:
         cassandra_nodes=nodes,
         cassandra_keyspace=args.cassandra_keyspace,
         cassandra_credentials=credentials,
+        checkpoint_interval=interval,
+        rt_max_rows=args.rt_max_rows,
+        rt_linger_ms=args.rt_linger_ms,
+        max_restarts=max_restarts,
+        restart_backoff_s=args.restart_backoff,
     )
+
+
+def _seconds(interval: str) -> float:
+    """An interval that _PROCESSING_TIME accepted, in seconds."""
+    number, unit = interval.split()
+    scale = {"millisecond": 0.001, "second": 1, "minute": 60}[unit.rstrip("s")]
+    return int(number) * scale
 
 
 def _read_nonempty(option: str, path: str) -> str:
