@@ -1,7 +1,8 @@
 # Spark standalone (master, workers) and the streaming job's driver: Apache Spark from the
 # official apache/spark image, Spark's Kafka connector, the Python packages the executors
 # need (versions from scripts/requirements.txt), quiver's Python module (the job's
-# in-process engine) and spark-app/ with its proto bindings.
+# in-process engine), the job's JVM writer (real-time mode) and spark-app/ with its proto
+# bindings.
 # Build from the repository root: docker build -f docker/spark.Dockerfile -t quiver-spark:0.1.0 .
 
 # The connector jars, resolved by the same POM as scripts/setup's.
@@ -12,6 +13,15 @@ RUN . ./versions.env \
     && mvn -B -q -s settings.xml -f spark-kafka.xml dependency:copy-dependencies \
         -DincludeScope=runtime -DoutputDirectory=/jars \
         -Dspark.version="$SPARK_VERSION" -Dscala.binary.version="$SCALA_BINARY_VERSION"
+
+# The job's JVM writer for real-time mode (spark-app/jvm), built as scripts/setup builds it.
+FROM maven:3.9.11-eclipse-temurin-17 AS writer
+WORKDIR /build
+COPY scripts/maven/settings.xml ./
+COPY proto proto
+COPY spark-app/jvm spark-app/jvm
+RUN mvn -B -q -s settings.xml -f spark-app/jvm/pom.xml package -DskipTests \
+    && cp spark-app/jvm/target/quiver-spark-writer.jar /quiver-spark-writer.jar
 
 # proto/quiver.proto's Python bindings, as scripts/gen-proto makes them.
 FROM python:3.11.14-slim-bookworm AS proto
@@ -41,7 +51,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     /opt/maturin/bin/maturin build --release --locked -m rust/quiver-py/Cargo.toml -o /wheels
 
-FROM apache/spark:4.0.0-scala2.13-java17-ubuntu AS spark
+FROM apache/spark:4.2.0-scala2.13-java17-ubuntu AS spark
 
 # The official image's Python is Ubuntu 22.04's 3.10, which the pinned pyarrow and numpy
 # do not support and which would differ from Airflow's: PySpark refuses executors whose
@@ -64,6 +74,7 @@ RUN useradd --system --uid 185 --gid 0 --home-dir /opt/spark --shell /bin/bash s
     && chown spark:0 /var/lib/quiver/checkpoints
 COPY --from=spark --chown=spark:0 /opt/spark /opt/spark
 COPY --from=connector /jars/ /opt/spark/jars/
+COPY --from=writer /quiver-spark-writer.jar /opt/spark/jars/
 COPY docker/spark-defaults.conf /opt/spark/conf/spark-defaults.conf
 COPY docker/spark_health.py /opt/quiver/spark_health.py
 COPY spark-app /opt/quiver/spark-app

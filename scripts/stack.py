@@ -139,6 +139,11 @@ class Settings:
         return sorted(str(p) for p in self.spark_kafka_lib.glob("*.jar"))
 
     @property
+    def spark_writer_jar(self) -> Path:
+        """The job's JVM writer for real-time mode (spark-app/jvm), built by scripts/setup."""
+        return self.lib("quiver-spark-writer.jar")
+
+    @property
     def spark_home(self) -> Path:
         found = sorted(self.venv.glob("lib/python3*/site-packages/pyspark"))
         if not found:
@@ -514,6 +519,9 @@ def spark_write_conf(s: Settings) -> None:
     jars = s.spark_kafka_jars
     if not jars:
         raise StackError(f"Spark's Kafka connector jars are missing ({s.spark_kafka_lib}): run scripts/setup")
+    if not s.spark_writer_jar.is_file():
+        raise StackError(f"the Spark job's JVM writer is missing ({s.spark_writer_jar}): run scripts/setup")
+    jars.append(str(s.spark_writer_jar))
     defaults = {
         "spark.master": s.spark_master_url,
         "spark.jars": ",".join(jars),

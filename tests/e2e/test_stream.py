@@ -1,9 +1,9 @@
 """The whole stream, for real: `quiver produce` writes synthetic users to Kafka, and the
 Spark job on the standalone cluster transforms them and writes Cassandra with each
-engine: over Arrow Flight through `quiver serve`, and in-process with quiver's Python
-module on the executors. Every row is then checked against the mapping computed here,
-independently, from the JSON that was produced, and bad records must land in the
-rejects table.
+engine: over Arrow Flight through `quiver serve` (in micro-batches and in Spark's
+real-time mode), and in-process with quiver's Python module on the executors. Every
+row is then checked against the mapping computed here, independently, from the JSON that
+was produced, and bad records must land in the rejects table.
 
 Needs the stack (scripts/stack up), the built binary ($QUIVER_BIN) and the Python module
 (scripts/setup builds both).
@@ -62,7 +62,7 @@ def engine(request, settings, unique_name, tmp_path) -> Iterator[Engine]:
         yield Engine("flight", ["--engine", "flight", "--flight-endpoint", running.location], unique_name)
 
 
-def produce_users(quiver_bin, settings, topic: str, count: int = USERS) -> None:
+def produce_users(quiver_bin, settings, topic: str, count: int = USERS, seed: int = SEED) -> None:
     produced = subprocess.run(
         [
             quiver_bin,
@@ -72,7 +72,7 @@ def produce_users(quiver_bin, settings, topic: str, count: int = USERS) -> None:
             "--count",
             str(count),
             "--seed",
-            str(SEED),
+            str(seed),
             "--topic",
             topic,
             "--partitions",
@@ -268,13 +268,15 @@ def _stored_ids(settings, keyspace: str) -> set[uuid.UUID]:
         cluster.shutdown()
 
 
-def _wait_for_partial_progress(settings, keyspace: str, job: subprocess.Popen, log: Path) -> None:
+def _wait_for_partial_progress(
+    settings, keyspace: str, job: subprocess.Popen, log: Path, users: int = FAULT_USERS
+) -> None:
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         stored = len(_stored_ids(settings, keyspace))
-        if 0 < stored < FAULT_USERS:
+        if 0 < stored < users:
             return
-        assert stored < FAULT_USERS, f"the job stored all {FAULT_USERS} users before the fault; raise FAULT_USERS"
+        assert stored < users, f"the job stored all {users} users before the fault; produce more"
         assert job.poll() is None, f"the job ended before the fault:\n{log.read_text()[-4000:]}"
         time.sleep(0.2)
     pytest.fail(f"no users reached Cassandra within 300 s:\n{log.read_text()[-4000:]}")
@@ -360,6 +362,181 @@ def test_a_killed_driver_resumes_from_its_checkpoint(quiver_bin, settings, uniqu
     resumed = run_stream(settings, topic, args, checkpoint)
     assert resumed.returncode == 0, resumed.stdout[-6000:]
     assert _stored_ids(settings, keyspace) == _produced_ids(settings, topic)
+
+
+# Real-time mode: the query never ends by itself, so each test streams until Cassandra
+# holds what it waits for, then stops the job.
+REALTIME_ARGS = ["--trigger", "realtime", "--checkpoint-interval", "10 seconds", "--restart-backoff", "1"]
+
+
+def start_realtime(settings, topic: str, engine_args: list[str], checkpoint: Path, log: Path) -> subprocess.Popen:
+    command = stream_command(settings, topic, engine_args, checkpoint)
+    command = [*command[: command.index("--trigger")], *command[command.index("--max-offsets-per-trigger") + 2 :]]
+    with log.open("w") as out:
+        # Its own process group, so that stopping it reaches spark-submit and the Python driver.
+        return subprocess.Popen([*command, *REALTIME_ARGS], stdout=out, stderr=out, start_new_session=True)
+
+
+def stop_job(job: subprocess.Popen) -> None:
+    """SIGTERM to the Python driver, which stops the query and logs its summary, then
+    kill -9 to the job's group if it lingers. Only the driver: a signal to spark-submit's
+    JVM shuts the SparkContext down under the running query."""
+    if job.poll() is None:
+        # spark-submit's JVM (the process started) runs the Python driver as its child,
+        # started by one of its threads: each thread lists the children it started.
+        for children in Path(f"/proc/{job.pid}/task").glob("*/children"):
+            for child in children.read_text().split():
+                os.kill(int(child), signal.SIGTERM)
+        try:
+            job.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            os.killpg(job.pid, signal.SIGKILL)
+            job.wait()
+
+
+def _wait_for(what: str, done, job: subprocess.Popen, log: Path, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert job.poll() is None, f"the job ended while waiting for {what}:\n{log.read_text()[-6000:]}"
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not happen within {timeout:.0f} s:\n{log.read_text()[-6000:]}")
+        time.sleep(0.5)
+
+
+def _produce_versions(settings, topic: str, message, count: int) -> None:
+    """`count` new versions of the user in `message`, with the same key, each with another
+    first name; Kafka keeps them in order on the key's partition."""
+    user = json.loads(message.value())
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "acks": "all"})
+    for i in range(count):
+        user["name"]["first"] = f"version {i}"
+        producer.produce(topic, json.dumps(user).encode(), key=message.key())
+    assert producer.flush(30) == 0
+
+
+def _last_versions(messages, bad: dict[bytes, str]) -> dict[uuid.UUID, dict]:
+    """The expected row of every user: its newest record's, by offset on its partition."""
+    expected = {}
+    for message in sorted(messages, key=lambda m: (m.partition(), m.offset())):
+        if message.value() not in bad:
+            row = expected_row(message)
+            expected[row["id"]] = row
+    return expected
+
+
+def test_realtime_mode_writes_every_user_s_last_version_and_rejects_bad_records(
+    quiver_bin, settings, unique_name, tmp_path
+):
+    """Real-time mode through the JVM writer and `quiver serve`: users already in the topic
+    and users produced while the query runs, many versions of one user and malformed
+    records; then a replay of the whole topic from a new checkpoint. Every user lands as
+    the mapping of its last version, every bad record as a reject, nothing else."""
+    topic = keyspace = unique_name
+    produce_users(quiver_bin, settings, topic)
+    env = _serve_env(settings, keyspace)
+    log = tmp_path / "job.log"
+    with conftest.running_serve(["--sink", "cassandra"], env, tmp_path / "serve.log") as serve:
+        args = ["--engine", "flight", "--flight-endpoint", serve.location]
+        job = start_realtime(settings, topic, args, tmp_path / "checkpoint", log)
+        try:
+            _wait_for("the first users in Cassandra", lambda: _stored_ids(settings, keyspace), job, log)
+            # While the query runs: more users, versions of one user, bad records.
+            produce_users(quiver_bin, settings, topic, count=1000, seed=SEED + 1)
+            first = read_topic(settings, topic)[0]
+            _produce_versions(settings, topic, first, 50)
+            bad = _produce_bad_records(settings, topic)
+            messages = read_topic(settings, topic)
+            expected = _last_versions(messages, bad)
+            assert len(expected) == USERS + 1000
+
+            def landed() -> bool:
+                cluster, session = cassandra_session(settings, keyspace)
+                try:
+                    row = session.execute(
+                        "SELECT first_name FROM created_users WHERE id = %s", (expected_row(first)["id"],)
+                    ).one()
+                    rejects = session.execute("SELECT count(*) FROM rejected_users").one()[0]
+                finally:
+                    cluster.shutdown()
+                return (
+                    len(_stored_ids(settings, keyspace)) == len(expected)
+                    and rejects == len(bad)
+                    and (row is not None and row.first_name == "version 49")
+                )
+
+            _wait_for("every user and reject in Cassandra", landed, job, log)
+        finally:
+            stop_job(job)
+        assert "real-time batches" in log.read_text(), log.read_text()[-6000:]
+
+        # A replay of everything (a new checkpoint, micro-batches) puts no older version back.
+        replayed = run_stream(settings, topic, args, tmp_path / "checkpoint-replay")
+        assert replayed.returncode == 0, replayed.stdout[-6000:]
+
+    cluster, session = cassandra_session(settings, keyspace)
+    try:
+        rows = {r["id"]: r for r in _as_dicts(session.execute("SELECT * FROM created_users"))}
+        rejects = list(_as_dicts(session.execute("SELECT * FROM rejected_users")))
+    finally:
+        cluster.shutdown()
+    assert set(rows) == set(expected)
+    for user_id, want in expected.items():
+        got = {k: rows[user_id][k] for k in want}
+        assert got == want, f"row {user_id} is not the mapping of its last version"
+        assert want["event_time"] <= rows[user_id]["processed_at"] <= rows[user_id]["written_at"]
+    bad_offsets = {(m.partition(), m.offset()): m.value() for m in messages if m.value() in bad}
+    assert {(r["kafka_partition"], r["kafka_offset"]): r["raw_value"] for r in rejects} == bad_offsets
+
+
+def test_realtime_mode_rides_out_a_killed_flight_service(quiver_bin, settings, unique_name, tmp_path):
+    """kill -9 of `quiver serve` while real-time tasks stream to it, and a new one 10 s
+    later on the same port: the tasks fail, the driver restarts the query from its
+    checkpoint, and Cassandra ends with exactly the produced users, each its last version."""
+    topic = keyspace = unique_name
+    # Real-time tasks write a backlog fast: enough users that the kill comes mid-stream.
+    produce_users(quiver_bin, settings, topic, 5 * FAULT_USERS)
+    env, port = _serve_env(settings, keyspace), conftest.free_port()
+    args = ["--engine", "flight", "--flight-endpoint", f"grpc://127.0.0.1:{port}", "--connect-retry", "1"]
+    log = tmp_path / "job.log"
+    with conftest.running_serve(["--sink", "cassandra"], env, tmp_path / "serve-1.log", flight_port=port) as serve:
+        job = start_realtime(settings, topic, args, tmp_path / "checkpoint", log)
+        try:
+            _wait_for_partial_progress(settings, keyspace, job, log, 5 * FAULT_USERS)
+            serve.process.kill()
+            serve.process.wait()
+        except BaseException:
+            stop_job(job)
+            raise
+    try:
+        # Users produced while the service is down wait in Kafka.
+        produce_users(quiver_bin, settings, topic, count=1000, seed=SEED + 1)
+        first = read_topic(settings, topic)[0]
+        _produce_versions(settings, topic, first, 20)
+        time.sleep(10)
+        with conftest.running_serve(["--sink", "cassandra"], env, tmp_path / "serve-2.log", flight_port=port):
+            expected = _last_versions(read_topic(settings, topic), {})
+
+            def landed() -> bool:
+                cluster, session = cassandra_session(settings, keyspace)
+                try:
+                    row = session.execute(
+                        "SELECT first_name FROM created_users WHERE id = %s", (expected_row(first)["id"],)
+                    ).one()
+                finally:
+                    cluster.shutdown()
+                return _stored_ids(settings, keyspace) == set(expected) and row.first_name == "version 19"
+
+            _wait_for("every user after the restart", landed, job, log, timeout=600)
+    finally:
+        stop_job(job)
+    text = log.read_text()
+    assert "the query failed; restart 1 of 5 from checkpoint" in text, text[-6000:]
+    cluster, session = cassandra_session(settings, keyspace)
+    try:
+        rows = {r.id: r.first_name for r in session.execute("SELECT id, first_name FROM created_users")}
+    finally:
+        cluster.shutdown()
+    assert rows == {user_id: want["first_name"] for user_id, want in expected.items()}
 
 
 def _as_dicts(result):

@@ -38,12 +38,9 @@ class Totals:
     def summary(self) -> str:
         seconds = time.monotonic() - self.started
         rate = self.rows_in / seconds if seconds > 0 else 0.0
-        if self.realtime:
-            # The writers' acknowledgements stay on the executors (and in quiver serve's metrics).
-            return f"{self.batches} real-time batches, {self.rows_in} rows in {seconds:.1f} s ({rate:,.0f} rows/s)"
         return (
-            f"{self.batches} micro-batches, {self.rows_in} rows in, {self.rows_written} written, "
-            f"{self.rows_rejected} rejected in {seconds:.1f} s ({rate:,.0f} rows/s)"
+            f"{self.batches} {'real-time batches' if self.realtime else 'micro-batches'}, {self.rows_in} rows in, "
+            f"{self.rows_written} written, {self.rows_rejected} rejected in {seconds:.1f} s ({rate:,.0f} rows/s)"
         )
 
 
@@ -79,10 +76,22 @@ class BatchHandler:
             self.problem = None
             self.destination = options.flight_endpoint
         self.totals = Totals(realtime=options.realtime)
+        self._realtime_counters: RealtimeCounters | None = None
         # Stopping a query while foreachBatch runs a job can kill the stream thread, so
         # a stop request waits until no batch is in flight.
         self.idle = threading.Event()
         self.idle.set()
+
+    def realtime_counters(self, spark) -> RealtimeCounters:
+        """One set for the whole run, so the summary covers every restart of the query."""
+        if self._realtime_counters is None:
+            self._realtime_counters = RealtimeCounters(spark)
+        return self._realtime_counters
+
+    def summary(self) -> str:
+        if self._realtime_counters is not None:
+            self._realtime_counters.update(self.totals)
+        return self.totals.summary()
 
     def __call__(self, frame, batch_id: int) -> None:
         self.idle.clear()
@@ -119,7 +128,7 @@ def progress_logger(realtime_totals: Totals | None):
     """Logs where each micro-batch's time went, from Spark's own progress report: the
     offsets lookup, the checkpoint's write-ahead log and commit, and the batch itself
     (addBatch: the exchange or in-process work). In real-time mode, where no batch passes
-    through the driver, it also counts the batches and their rows into `realtime_totals`."""
+    through the driver, it also counts the batches into `realtime_totals`."""
     from pyspark.sql.streaming import StreamingQueryListener
 
     class ProgressLogger(StreamingQueryListener):
@@ -132,7 +141,6 @@ def progress_logger(realtime_totals: Totals | None):
                 return
             if realtime_totals is not None:
                 realtime_totals.batches += 1
-                realtime_totals.rows_in += progress.numInputRows
             durations = dict(progress.durationMs)
             total = durations.pop("triggerExecution", 0)
             stages = ", ".join(f"{stage} {ms}" for stage, ms in sorted(durations.items(), key=lambda kv: -kv[1]))
@@ -158,7 +166,7 @@ def build_query(spark, options: opts.Options, handler: BatchHandler):
     if options.min_partitions:
         reader = reader.option("minPartitions", options.min_partitions)
     if options.realtime:
-        return build_realtime_query(spark, options, reader.load())
+        return build_realtime_query(spark, options, reader.load(), handler.realtime_counters(spark))
     if options.max_offsets_per_trigger:
         reader = reader.option("maxOffsetsPerTrigger", options.max_offsets_per_trigger)
     writer = (
@@ -176,10 +184,27 @@ def build_query(spark, options: opts.Options, handler: BatchHandler):
 # The JVM writer of spark-app/jvm, in the stack's spark.jars: real-time mode takes only a
 # JVM ForeachWriter, so the rows go from Spark's Kafka reader to the Flight stream without
 # passing through Python.
-WRITER_CLASS = "quiver.spark.FlightWriter"
+WRITER_CLASS = "quiver.spark.FlightForeachWriter"
 
 
-def build_realtime_query(spark, options: opts.Options, kafka):
+class RealtimeCounters:
+    """What the writers' acknowledgements counted, summed by Spark accumulators: in
+    real-time mode no batch passes through the driver. Tasks report them when they end,
+    that is at the end of each real-time batch."""
+
+    def __init__(self, spark):
+        sc = spark.sparkContext._jsc.sc()
+        self.rows_in, self.rows_written, self.rows_rejected = (
+            sc.longAccumulator(f"quiver rows {what}") for what in ("in", "written", "rejected")
+        )
+
+    def update(self, totals: Totals) -> None:
+        totals.rows_in = self.rows_in.value()
+        totals.rows_written = self.rows_written.value()
+        totals.rows_rejected = self.rows_rejected.value()
+
+
+def build_realtime_query(spark, options: opts.Options, kafka, counters: RealtimeCounters):
     """Real-time mode: one long-running task per Kafka partition, each streaming its rows
     to `quiver serve` as they arrive; a real-time batch ends, and the offsets are
     checkpointed, every --checkpoint-interval."""
@@ -195,9 +220,12 @@ def build_realtime_query(spark, options: opts.Options, kafka):
         options.tls_ca.decode() if options.tls_ca else None,
         options.rt_max_rows,
         options.rt_linger_ms,
-        int(options.exchange_timeout_s * 1000),
         int(options.connect_retry_s * 1000),
+        int(options.exchange_timeout_s * 1000),
         options.max_message_bytes,
+        counters.rows_in,
+        counters.rows_written,
+        counters.rows_rejected,
     )
     stream = (
         kafka.select(*KAFKA_COLUMNS)
@@ -220,11 +248,18 @@ def check_cores(spark, options: opts.Options, wait_s: float = 60.0) -> str | Non
     deserializer = "org.apache.kafka.common.serialization.ByteArrayDeserializer"
     props.put("key.deserializer", deserializer)
     props.put("value.deserializer", deserializer)
+    # A look at the topic must not create it with the broker's default partitions.
+    props.put("allow.auto.create.topics", "false")
     consumer = jvm.org.apache.kafka.clients.consumer.KafkaConsumer(props)
     try:
         partitions = consumer.partitionsFor(options.topic, jvm.java.time.Duration.ofSeconds(30)).size()
     finally:
         consumer.close()
+    if partitions == 0:
+        return (
+            f"topic {options.topic} does not exist on {options.bootstrap_servers}: real-time mode starts a task "
+            f"per partition, so create it first (scripts/stack topic {options.topic} --partitions N)"
+        )
     tasks = max(partitions, options.min_partitions or 0)
     profile = sc.resourceProfileManager().defaultResourceProfile()
     deadline = time.monotonic() + wait_s
@@ -311,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         if stop_requested.wait(delay):
             failure = None
             break
-    log.info("done: %s", handler.totals.summary())
+    log.info("done: %s", handler.summary())
     spark.stop()
     if failure is not None:
         log.error(
@@ -335,11 +370,10 @@ def run_until_stopped(query, handler: BatchHandler, stop_requested: threading.Ev
                 query.stop()
                 break
             query.awaitTermination(0.5)
-        # A query that failed between two checks has ended without raising yet.
-        query.awaitTermination(0)
     except StreamingQueryException as error:
         return error
-    return None
+    # A query that failed between two checks has ended without raising.
+    return query.exception()
 
 
 def first_line(error: BaseException) -> str:

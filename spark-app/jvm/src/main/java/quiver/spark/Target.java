@@ -1,0 +1,66 @@
+package quiver.spark;
+
+import java.io.Serializable;
+import java.net.URI;
+import java.util.Set;
+
+/**
+ * Where and how a task sends its rows; small and serializable, shipped to the executors
+ * inside the writer.
+ *
+ * @param endpoint {@code grpc://host:port}, or {@code grpc+tls://host:port}
+ * @param pipeline the service's pipeline that runs the rows
+ * @param token bearer token sent as {@code authorization: Bearer <token>}, or null
+ * @param tlsCaPem PEM of the CA that signed the service's certificate, or null for the
+ *     JVM's trusted CAs (used with grpc+tls:// only)
+ * @param maxRows rows per record batch
+ * @param lingerMs longest time a row waits in a batch that is not full
+ * @param connectRetryMs how long open() retries a service that cannot be reached
+ * @param ackTimeoutMs how long close() waits for the outstanding acknowledgements, and
+ *     process() for a service that takes no more data
+ * @param maxMessageBytes largest gRPC message accepted from the service
+ */
+record Target(
+    String endpoint,
+    String pipeline,
+    String token,
+    String tlsCaPem,
+    int maxRows,
+    long lingerMs,
+    long connectRetryMs,
+    long ackTimeoutMs,
+    int maxMessageBytes)
+    implements Serializable {
+
+  private static final long serialVersionUID = 1L;
+  private static final Set<String> SCHEMES = Set.of("grpc", "grpc+tcp", "grpc+tls");
+
+  // Checked where the writer is made, on the driver, so that a mistake fails the query at once
+  // rather than every task.
+  Target {
+    require(endpoint != null, "endpoint is required");
+    String scheme = URI.create(endpoint).getScheme();
+    require(
+        scheme != null && SCHEMES.contains(scheme),
+        "endpoint " + endpoint + " must be grpc://host:port or grpc+tls://host:port");
+    require(
+        tlsCaPem == null || scheme.equals("grpc+tls"),
+        "a TLS CA certificate was given for " + endpoint + ", which is not grpc+tls://");
+    require(pipeline != null && !pipeline.isEmpty(), "pipeline is required");
+    require(maxRows > 0, "maxRows must be positive, got " + maxRows);
+    require(lingerMs > 0, "lingerMs must be positive, got " + lingerMs);
+    require(connectRetryMs >= 0, "connectRetryMs must not be negative, got " + connectRetryMs);
+    require(ackTimeoutMs > 0, "ackTimeoutMs must be positive, got " + ackTimeoutMs);
+    require(maxMessageBytes > 0, "maxMessageBytes must be positive, got " + maxMessageBytes);
+  }
+
+  URI uri() {
+    return URI.create(endpoint);
+  }
+
+  private static void require(boolean condition, String message) {
+    if (!condition) {
+      throw new IllegalArgumentException(message);
+    }
+  }
+}
