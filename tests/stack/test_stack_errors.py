@@ -6,9 +6,12 @@ nobody uses, so they run beside a running stack without touching it.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import socket
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -95,3 +98,26 @@ def test_status_fails_while_a_component_is_down(scratch_state):
     assert result.stdout.count("STOPPED") == 8
     # Airflow is optional: stopped, it is marked so and does not count against the stack.
     assert result.stdout.count("optional: up --with-airflow") == 3
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs Postgres as another user")
+def test_as_root_postgres_runs_from_a_state_folder_inside_a_private_one(scratch_state, tmp_path):
+    """pytest's tmp_path lies in /tmp/pytest-of-root (mode 0700), which the postgres user
+    cannot enter, like a clone under /root: the stack puts Postgres's data elsewhere and
+    says where."""
+    assert os.stat(tmp_path.parent.parent).st_mode & 0o777 == 0o700
+    home = (
+        Path("/var/lib/quiver") / f"postgres-{hashlib.sha256(str(scratch_state.resolve()).encode()).hexdigest()[:12]}"
+    )
+    port = str(free_port())
+    try:
+        up = _stack(scratch_state, "up", "postgres", QUIVER_POSTGRES_PORT=port)
+        assert up.returncode == 0, up.stderr[-3000:]
+        status = _stack(scratch_state, "status", QUIVER_POSTGRES_PORT=port)
+        assert f"postgres data: {home / 'data'}" in status.stdout, status.stdout
+        postgres = next(row for row in status.stdout.splitlines() if row.startswith("postgres "))
+        assert "RUNNING" in postgres and "yes:" in postgres, status.stdout
+        assert (home / "data" / "PG_VERSION").is_file()
+    finally:
+        _stack(scratch_state, "down", QUIVER_POSTGRES_PORT=port)
+        shutil.rmtree(home, ignore_errors=True)

@@ -12,4 +12,6 @@ pub mod proto {
 }
 
 pub use metrics::Metrics;
-pub use service::{QuiverFlight, ServeError, ServiceConfig, TlsIdentity, serve};
+pub use service::{
+    DEFAULT_BATCHES_IN_FLIGHT, QuiverFlight, ServeError, ServiceConfig, TlsIdentity, serve,
+};

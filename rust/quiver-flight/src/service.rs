@@ -97,7 +97,13 @@ pub struct QuiverFlight {
     engine: Arc<Engine>,
     sinks: Arc<SinkSet>,
     metrics: Metrics,
+    batches_in_flight: usize,
 }
+
+/// Batches of one exchange processed at once, by default. A real-time stream sends many
+/// small batches on one exchange; one at a time, each would wait for the previous one's
+/// sink round trip, and a stream whose batches arrive faster than that falls behind.
+pub const DEFAULT_BATCHES_IN_FLIGHT: usize = 4;
 
 impl QuiverFlight {
     /// `sinks` must come from `SinkSet::new` over the same engine.
@@ -106,7 +112,17 @@ impl QuiverFlight {
             engine,
             sinks: Arc::new(sinks),
             metrics,
+            batches_in_flight: DEFAULT_BATCHES_IN_FLIGHT,
         }
+    }
+
+    /// How many batches of one exchange are decoded, transformed and stored at once (at
+    /// least 1). Their acknowledgements still go out in the order the batches came in, and
+    /// each only after its own batch is stored; the write timestamps of the Cassandra sink
+    /// keep the newest version of a row whatever order the writes land in.
+    pub fn with_batches_in_flight(mut self, batches: usize) -> Self {
+        self.batches_in_flight = batches.max(1);
+        self
     }
 
     fn pipeline(&self, name: &str) -> Result<Arc<Pipeline>, Status> {
@@ -500,9 +516,10 @@ impl FlightService for QuiverFlight {
     ) -> Result<Response<Self::DoPutStream>, Status> {
         let (pipeline, cmd, batches) = self.open_exchange(request.into_inner()).await?;
         let svc = self.clone();
+        let in_flight = self.batches_in_flight;
         let out = batches
             .enumerate()
-            .then(move |(seq, batch)| {
+            .map(move |(seq, batch)| {
                 let (svc, pipeline, cmd) = (svc.clone(), pipeline.clone(), cmd.clone());
                 async move {
                     let batch = batch.map_err(flight_status)?;
@@ -514,6 +531,7 @@ impl FlightService for QuiverFlight {
                     })
                 }
             })
+            .buffered(in_flight)
             .boxed();
         Ok(Response::new(out))
     }
@@ -543,14 +561,18 @@ impl FlightService for QuiverFlight {
         let svc = self.clone();
         let return_rows = cmd.return_rows;
         let output_schema = pipeline.output_schema();
-        let results = batches.enumerate().then(move |(seq, batch)| {
-            let (svc, pipeline, cmd) = (svc.clone(), pipeline.clone(), cmd.clone());
-            async move {
-                let batch = batch.map_err(flight_status)?;
-                svc.run_batch(&pipeline, &cmd, seq as u64, batch, !return_rows)
-                    .await
-            }
-        });
+        let in_flight = self.batches_in_flight;
+        let results = batches
+            .enumerate()
+            .map(move |(seq, batch)| {
+                let (svc, pipeline, cmd) = (svc.clone(), pipeline.clone(), cmd.clone());
+                async move {
+                    let batch = batch.map_err(flight_status)?;
+                    svc.run_batch(&pipeline, &cmd, seq as u64, batch, !return_rows)
+                        .await
+                }
+            })
+            .buffered(in_flight);
         if return_rows {
             let rows = results
                 .map_ok(|(_, rows)| rows)

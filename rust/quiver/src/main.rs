@@ -6,8 +6,6 @@ mod produce;
 mod serve;
 mod sql;
 
-use std::process::ExitCode;
-
 // glibc returns every allocation above 32 MiB to the kernel when it is freed, so each
 // large micro-batch paid for fresh, zeroed pages (a fifth of a 100,000-record exchange);
 // mimalloc keeps and reuses them.
@@ -16,6 +14,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
+use std::process::ExitCode;
 
 #[derive(Parser)]
 #[command(
@@ -48,6 +48,8 @@ fn main() -> Result<ExitCode> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, not in log files or pipes.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match Cli::parse().command {
         Command::Version => {

@@ -49,6 +49,8 @@ struct Settings {
     max_message_bytes: usize,
     /// Rows of recent output kept per pipeline for `quiver sql`.
     window_rows: usize,
+    /// Batches of one exchange processed at once (a real-time stream sends many small ones).
+    batches_in_flight: usize,
     /// File holding the bearer token (the token itself only via QUIVER_TOKEN).
     token_file: Option<PathBuf>,
     /// PEM certificate chain and private key: with both, Flight speaks TLS only.
@@ -66,6 +68,7 @@ impl Default for Settings {
             sink: SinkKind::Cassandra,
             max_message_bytes: ServiceConfig::default().max_message_bytes,
             window_rows: 100_000,
+            batches_in_flight: quiver_flight::DEFAULT_BATCHES_IN_FLIGHT,
             token_file: None,
             tls_cert_file: None,
             tls_key_file: None,
@@ -157,6 +160,9 @@ fn load(args: &Args, env: Env) -> Result<(Settings, PathBuf)> {
     }
     if let Some(v) = env_parse(env, "QUIVER_WINDOW_ROWS")? {
         s.window_rows = v;
+    }
+    if let Some(v) = env_parse(env, "QUIVER_BATCHES_IN_FLIGHT")? {
+        s.batches_in_flight = v;
     }
     if let Some(v) = env("QUIVER_TOKEN_FILE") {
         s.token_file = Some(v.into());
@@ -332,7 +338,8 @@ async fn serve(args: Args) -> Result<()> {
 
     let metrics = Metrics::new().context("registering metrics")?;
     let sinks = SinkSet::new(&engine, sinks)?;
-    let svc = QuiverFlight::new(engine.clone(), sinks, metrics.clone());
+    let svc = QuiverFlight::new(engine.clone(), sinks, metrics.clone())
+        .with_batches_in_flight(settings.batches_in_flight);
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
