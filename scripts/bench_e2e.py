@@ -87,7 +87,9 @@ class Bench:
         argv += ["--topic", topic, "--partitions", str(self.args.partitions)]
         argv += ["--bootstrap-servers", self.s.kafka_bootstrap]
         if rate:
-            argv += ["--rate", str(rate)]
+            # The Kafka timestamp is taken when a record is handed to the producer, so the
+            # time it lingers there for a fuller batch counts as latency.
+            argv += ["--rate", str(rate), "--linger-ms", str(self.args.producer_linger_ms)]
         done = subprocess.run(argv, capture_output=True, text=True)
         if done.returncode != 0:
             raise SystemExit(f"quiver produce failed:\n{done.stderr[-3000:]}")
@@ -281,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seconds", type=float, default=75, help="length of each latency phase")
     parser.add_argument("--partitions", type=int, default=2, help="Kafka partitions of each topic")
+    parser.add_argument(
+        "--producer-linger-ms", type=int, default=5, help="the producer's --linger-ms in the latency phases"
+    )
     parser.add_argument("--max-offsets-per-trigger", type=int, default=200_000, help="micro-batch variants")
     parser.add_argument("--checkpoint-interval", default="1 minute", help="realtime: the job's --checkpoint-interval")
     parser.add_argument("--rt-max-rows", type=int, default=2000, help="realtime: the job's --rt-max-rows")
@@ -310,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     rates = " then ".join(f"{r:,.0f}/s" for r in args.rates)
     print(
         f"workload: {args.users:,} users at full speed, then {rates} for {args.seconds:.0f} s each; "
-        f"{args.partitions} partitions; micro-batch: max {args.max_offsets_per_trigger:,} offsets per trigger; "
+        f"{args.partitions} partitions, producer linger {args.producer_linger_ms} ms; "
+        f"micro-batch: max {args.max_offsets_per_trigger:,} offsets per trigger; "
         f"realtime: checkpoint every {args.checkpoint_interval}, --rt-max-rows {args.rt_max_rows}, "
         f"--rt-linger-ms {args.rt_linger_ms}\n"
     )
