@@ -216,7 +216,7 @@ def build_parser(env: dict[str, str]) -> argparse.ArgumentParser:
     flight.add_argument(
         "--rt-linger-ms",
         type=int,
-        default=default("RT_LINGER_MS", "5"),
+        default=default("RT_LINGER_MS", "20"),
         help="realtime: ... or when its oldest row has waited this many milliseconds, also when no "
         "further row arrives (QUIVER_RT_LINGER_MS)",
     )
