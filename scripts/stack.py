@@ -622,7 +622,9 @@ def spark_worker_healthy(s: Settings) -> str:
 
 def _as_postgres_user() -> list[str]:
     """Postgres refuses to run as root; under root, run its tools as the postgres user."""
-    return ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    # runuser lives in /usr/sbin, which a root shell's PATH may leave out.
+    runuser = shutil.which("runuser") or "/usr/sbin/runuser"
+    return [runuser, "-u", "postgres", "--"] if os.geteuid() == 0 else []
 
 
 # Where Postgres's folders go when the postgres user cannot enter the state folder.

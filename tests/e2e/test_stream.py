@@ -414,6 +414,18 @@ def _produce_versions(settings, topic: str, message, count: int) -> None:
     assert producer.flush(30) == 0
 
 
+def _first_name(settings, keyspace: str, message) -> str | None:
+    """The first name stored for the user of `message`, or None while there is no row."""
+    cluster, session = cassandra_session(settings, keyspace)
+    try:
+        row = session.execute(
+            "SELECT first_name FROM created_users WHERE id = %s", (expected_row(message)["id"],)
+        ).one()
+    finally:
+        cluster.shutdown()
+    return row.first_name if row else None
+
+
 def _last_versions(messages, bad: dict[bytes, str]) -> dict[uuid.UUID, dict]:
     """The expected row of every user: its newest record's, by offset on its partition."""
     expected = {}
@@ -452,16 +464,13 @@ def test_realtime_mode_writes_every_user_s_last_version_and_rejects_bad_records(
             def landed() -> bool:
                 cluster, session = cassandra_session(settings, keyspace)
                 try:
-                    row = session.execute(
-                        "SELECT first_name FROM created_users WHERE id = %s", (expected_row(first)["id"],)
-                    ).one()
                     rejects = session.execute("SELECT count(*) FROM rejected_users").one()[0]
                 finally:
                     cluster.shutdown()
                 return (
-                    len(_stored_ids(settings, keyspace)) == len(expected)
+                    _stored_ids(settings, keyspace) == set(expected)
                     and rejects == len(bad)
-                    and (row is not None and row.first_name == "version 49")
+                    and _first_name(settings, keyspace, first) == "version 49"
                 )
 
             _wait_for("every user and reject in Cassandra", landed, job, log)
@@ -517,14 +526,10 @@ def test_realtime_mode_rides_out_a_killed_flight_service(quiver_bin, settings, u
             expected = _last_versions(read_topic(settings, topic), {})
 
             def landed() -> bool:
-                cluster, session = cassandra_session(settings, keyspace)
-                try:
-                    row = session.execute(
-                        "SELECT first_name FROM created_users WHERE id = %s", (expected_row(first)["id"],)
-                    ).one()
-                finally:
-                    cluster.shutdown()
-                return _stored_ids(settings, keyspace) == set(expected) and row.first_name == "version 19"
+                return (
+                    _stored_ids(settings, keyspace) == set(expected)
+                    and _first_name(settings, keyspace, first) == "version 19"
+                )
 
             _wait_for("every user after the restart", landed, job, log, timeout=600)
     finally:
