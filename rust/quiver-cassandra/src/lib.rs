@@ -256,16 +256,13 @@ struct UserRow<'a> {
     kafka_offset: i64,
     event_time: Option<CqlTimestamp>,
     processed_at: Option<CqlTimestamp>,
+    /// `USING TIMESTAMP`: the Kafka offset. Kafka gives every record of a partition a
+    /// larger offset than the ones before it, and the producer keys each user to one
+    /// partition, so the later version of a user always has the larger write timestamp. A
+    /// replayed record gets the same timestamp as before; Cassandra then keeps the larger
+    /// cell value, and the two writes differ only in their processing stamps. Rejects are
+    /// written with their offset the same way.
     write_timestamp: i64,
-}
-
-/// The write timestamp of the record at `offset`: the offset itself. Kafka gives every
-/// record of a partition a larger offset than the ones before it, and the producer keys
-/// each user to one partition, so the later version of a user always has the larger write
-/// timestamp. A replayed record gets the same timestamp as before; Cassandra then keeps
-/// the larger cell value, and the two writes differ only in their processing stamps.
-fn write_timestamp(offset: i64) -> i64 {
-    offset
 }
 
 fn ts(a: &TimestampMillisecondArray, i: usize) -> Option<CqlTimestamp> {
@@ -336,7 +333,7 @@ impl Sink for CassandraSink {
                     kafka_offset: offset.value(i),
                     event_time: ts(event_time, i),
                     processed_at: ts(processed_at, i),
-                    write_timestamp: write_timestamp(offset.value(i)),
+                    write_timestamp: offset.value(i),
                 };
                 self.execute_with_retry(&self.insert_user, values)
             })
@@ -362,7 +359,8 @@ impl Sink for CassandraSink {
                     raw.is_valid(i).then(|| raw.value(i)),
                     reason.value(i),
                     ts(at, i),
-                    write_timestamp(r_offset.value(i)),
+                    // USING TIMESTAMP, as for rows (UserRow::write_timestamp).
+                    r_offset.value(i),
                 );
                 self.execute_with_retry(&self.insert_reject, values)
             })

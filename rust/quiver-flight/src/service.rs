@@ -239,6 +239,29 @@ impl QuiverFlight {
         Ok((ack, processed.output))
     }
 
+    /// Runs an exchange's input batches through `run_batch`, up to `batches_in_flight` at
+    /// once, and yields their results in input order.
+    fn run_batches(
+        &self,
+        pipeline: Arc<Pipeline>,
+        cmd: ExchangeCommand,
+        batches: InputBatches,
+        store: bool,
+    ) -> impl Stream<Item = Result<(BatchAck, RecordBatch), Status>> + Send + 'static {
+        let svc = self.clone();
+        batches
+            .enumerate()
+            .map(move |(seq, batch)| {
+                let (svc, pipeline, cmd) = (svc.clone(), pipeline.clone(), cmd.clone());
+                async move {
+                    let batch = batch.map_err(flight_status)?;
+                    svc.run_batch(&pipeline, &cmd, seq as u64, batch, store)
+                        .await
+                }
+            })
+            .buffered(self.batches_in_flight)
+    }
+
     /// Reads the command from the first message and returns the pipeline, the command
     /// and the decoded input batches.
     async fn open_exchange(
@@ -515,23 +538,11 @@ impl FlightService for QuiverFlight {
         request: Request<Streaming<FlightData>>,
     ) -> Result<Response<Self::DoPutStream>, Status> {
         let (pipeline, cmd, batches) = self.open_exchange(request.into_inner()).await?;
-        let svc = self.clone();
-        let in_flight = self.batches_in_flight;
-        let out = batches
-            .enumerate()
-            .map(move |(seq, batch)| {
-                let (svc, pipeline, cmd) = (svc.clone(), pipeline.clone(), cmd.clone());
-                async move {
-                    let batch = batch.map_err(flight_status)?;
-                    let (ack, _) = svc
-                        .run_batch(&pipeline, &cmd, seq as u64, batch, true)
-                        .await?;
-                    Ok(PutResult {
-                        app_metadata: ack.encode_to_vec().into(),
-                    })
-                }
+        let out = self
+            .run_batches(pipeline, cmd, batches, true)
+            .map_ok(|(ack, _)| PutResult {
+                app_metadata: ack.encode_to_vec().into(),
             })
-            .buffered(in_flight)
             .boxed();
         Ok(Response::new(out))
     }
@@ -558,21 +569,9 @@ impl FlightService for QuiverFlight {
         request: Request<Streaming<FlightData>>,
     ) -> Result<Response<Self::DoExchangeStream>, Status> {
         let (pipeline, cmd, batches) = self.open_exchange(request.into_inner()).await?;
-        let svc = self.clone();
         let return_rows = cmd.return_rows;
         let output_schema = pipeline.output_schema();
-        let in_flight = self.batches_in_flight;
-        let results = batches
-            .enumerate()
-            .map(move |(seq, batch)| {
-                let (svc, pipeline, cmd) = (svc.clone(), pipeline.clone(), cmd.clone());
-                async move {
-                    let batch = batch.map_err(flight_status)?;
-                    svc.run_batch(&pipeline, &cmd, seq as u64, batch, !return_rows)
-                        .await
-                }
-            })
-            .buffered(in_flight);
+        let results = self.run_batches(pipeline, cmd, batches, !return_rows);
         if return_rows {
             let rows = results
                 .map_ok(|(_, rows)| rows)

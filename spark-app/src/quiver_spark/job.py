@@ -76,22 +76,10 @@ class BatchHandler:
             self.problem = None
             self.destination = options.flight_endpoint
         self.totals = Totals(realtime=options.realtime)
-        self._realtime_counters: RealtimeCounters | None = None
         # Stopping a query while foreachBatch runs a job can kill the stream thread, so
         # a stop request waits until no batch is in flight.
         self.idle = threading.Event()
         self.idle.set()
-
-    def realtime_counters(self, spark) -> RealtimeCounters:
-        """One set for the whole run, so the summary covers every restart of the query."""
-        if self._realtime_counters is None:
-            self._realtime_counters = RealtimeCounters(spark)
-        return self._realtime_counters
-
-    def summary(self) -> str:
-        if self._realtime_counters is not None:
-            self._realtime_counters.update(self.totals)
-        return self.totals.summary()
 
     def __call__(self, frame, batch_id: int) -> None:
         self.idle.clear()
@@ -155,7 +143,9 @@ def progress_logger(realtime_totals: Totals | None):
     return ProgressLogger()
 
 
-def build_query(spark, options: opts.Options, handler: BatchHandler):
+def build_query(spark, options: opts.Options, handler: BatchHandler, counters: RealtimeCounters | None):
+    """The query: micro-batches through `handler`, or in real-time mode the JVM writer,
+    counting into `counters`."""
     reader = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", options.bootstrap_servers)
@@ -165,8 +155,8 @@ def build_query(spark, options: opts.Options, handler: BatchHandler):
     )
     if options.min_partitions:
         reader = reader.option("minPartitions", options.min_partitions)
-    if options.realtime:
-        return build_realtime_query(spark, options, reader.load(), handler.realtime_counters(spark))
+    if counters is not None:
+        return build_realtime_query(spark, options, reader.load(), counters)
     if options.max_offsets_per_trigger:
         reader = reader.option("maxOffsetsPerTrigger", options.max_offsets_per_trigger)
     writer = (
@@ -304,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     ship_package(spark)
     spark.streams.addListener(progress_logger(handler.totals if options.realtime else None))
+    # One set for the whole run, so that the summary covers every restart of the query.
+    counters = RealtimeCounters(spark) if options.realtime else None
 
     stop_requested = threading.Event()
 
@@ -317,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     restarts = 0
     while True:
         batches_before = handler.totals.batches
-        query = build_query(spark, options, handler)
+        query = build_query(spark, options, handler, counters)
         log.info(
             "streaming %s from %s to %s (pipeline %s, trigger %s, checkpoint %s)",
             options.topic,
@@ -346,7 +338,9 @@ def main(argv: list[str] | None = None) -> int:
         if stop_requested.wait(delay):
             failure = None
             break
-    log.info("done: %s", handler.summary())
+    if counters is not None:
+        counters.update(handler.totals)
+    log.info("done: %s", handler.totals.summary())
     spark.stop()
     if failure is not None:
         log.error(
