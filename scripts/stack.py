@@ -8,6 +8,7 @@ Run it through scripts/stack (which picks the project's Python environment):
     scripts/stack up --with-airflow      ... and Airflow's API server, scheduler and DAG processor
     scripts/stack down                   stop everything the stack started
     scripts/stack status                 every component, its port, whether it answers
+    scripts/stack check [--serve]        what would stop it starting: taken ports, memory, disk
     scripts/stack logs [COMPONENT] [-f]  the tail of a component's log
     scripts/stack topic NAME [--partitions N]   create a Kafka topic if it is missing
     scripts/stack env                    the stack's addresses as shell variables
@@ -26,6 +27,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -1118,7 +1120,9 @@ def _who_listens(port: int) -> str:
         out = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True).stdout.strip()
     except FileNotFoundError:
         return ""
-    return f" ({out.split('users:')[-1]})" if "users:" in out else ""
+    # users:(("java",pid=1960,fd=272)) -> " (java, pid 1960)"
+    found = re.search(r'users:\(\("([^"]+)",pid=(\d+)', out)
+    return f" ({found[1]}, pid {found[2]})" if found else ""
 
 
 def _tail(path: Path, lines: int) -> str:
@@ -1201,6 +1205,116 @@ def _check_ports(s: Settings, sup: Supervisor, wanted: list[str]) -> None:
                     f"{name} cannot start: port {port} on {s.host} is already taken{_who_listens(port)}; "
                     f"stop what holds it, or set QUIVER_{setting} to a free port"
                 )
+
+
+# What a first run needs beyond the heaps: Spark's master and worker (512 MiB each), its
+# driver and executor (1 GiB each), Cassandra's memory off the heap, quiver serve and a
+# cargo build (up to ~2 GiB while it links).
+_MEMORY_BESIDE_HEAPS = 5 << 30
+# Measured on a first run: the two Python environments (~2.5 GiB), the jars, Cargo's
+# downloads and the debug build (~6 GiB); then the stack's data and logs.
+_DISK_INSTALL = 3 << 30
+_DISK_BUILD = 7 << 30
+_DISK_DATA = 2 << 30
+
+
+def _bytes(size: str) -> int:
+    """A JVM-style size ("512m", "2g") in bytes."""
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    unit = units.get(size[-1:].lower(), 1)
+    try:
+        return int(size[:-1] if unit > 1 else size) * unit
+    except ValueError:
+        raise StackError(f"{size!r} is not a size like 512m or 2g") from None
+
+
+def _gib(n: int) -> str:
+    return f"{n / (1 << 30):.1f} GiB"
+
+
+def _available_memory() -> int:
+    """MemAvailable, or what a cgroup limit (a container's) leaves, if that is less."""
+    meminfo = Path("/proc/meminfo").read_text()
+    available = int(next(line.split()[1] for line in meminfo.splitlines() if line.startswith("MemAvailable:"))) << 10
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+            available = min(available, int(limit) - used)
+    except (OSError, ValueError):
+        pass
+    return available
+
+
+def _existing(path: Path) -> Path:
+    while not path.exists():
+        path = path.parent
+    return path
+
+
+def preflight(s: Settings, serve: bool) -> list[str]:
+    """What would stop the stack (and, with serve, quiver serve) from starting, one line each
+    naming the problem and the fix; empty when nothing would. Runs on the system's Python
+    before anything is installed, so it uses the standard library only."""
+    problems = []
+    # Its ports are the stack's own then ('up' checks those of components not running yet).
+    pidfile = Supervisor(s).pidfile
+    stack_running = pidfile.exists() and pidfile.read_text().strip().isdigit() and _alive(int(pidfile.read_text()))
+    if not stack_running:
+        ports = [(c.name, setting, port) for c in COMPONENTS if not c.optional for setting, port in c.ports(s).items()]
+        for name, setting, port in ports:
+            if _port_taken(s.host, port):
+                problems.append(
+                    f"port {port} on {s.host} ({name}) is taken{_who_listens(port)}: "
+                    f"stop what holds it, or set QUIVER_{setting} to a free port"
+                )
+    if serve:
+        for variable, default in (
+            ("QUIVER_FLIGHT_LISTEN", "127.0.0.1:50051"),
+            ("QUIVER_HTTP_LISTEN", "127.0.0.1:9464"),
+        ):
+            host, _, port = os.environ.get(variable, default).rpartition(":")
+            if port.isdigit() and _port_taken(host.strip("[]"), int(port)):
+                problems.append(
+                    f"port {port} on {host} (quiver serve) is taken{_who_listens(int(port))}: "
+                    f"stop what holds it, or set {variable} to a free address"
+                )
+    if not stack_running:
+        needed = _bytes(s.kafka_heap) + _bytes(s.cassandra_heap) + _MEMORY_BESIDE_HEAPS
+        available = _available_memory()
+        if available < needed:
+            problems.append(
+                f"{_gib(available)} of memory is available, the stack needs about {_gib(needed)} "
+                f"(Kafka {s.kafka_heap}, Cassandra {s.cassandra_heap}, "
+                f"Spark and the build {_gib(_MEMORY_BESIDE_HEAPS)}): "
+                "free memory, or give the JVMs less, e.g. QUIVER_KAFKA_HEAP=512m QUIVER_CASSANDRA_HEAP=1g"
+            )
+    target = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache" / "quiver" / "target"))
+    needs: dict[int, tuple[Path, int]] = {}
+    for path, size in (
+        (s.state, _DISK_DATA + (0 if s.venv.is_dir() else _DISK_INSTALL)),
+        (target, 0 if (target / "debug").is_dir() else _DISK_BUILD),
+    ):
+        device = os.stat(_existing(path)).st_dev
+        where, total = needs.get(device, (path, 0))
+        needs[device] = (where, total + size)
+    for where, size in needs.values():
+        stat = os.statvfs(_existing(where))
+        free = stat.f_bavail * stat.f_frsize
+        if free < size:
+            problems.append(
+                f"{_gib(free)} free on the disk of {where}, a first run needs about {_gib(size)}: "
+                "free some space, or put the state elsewhere with QUIVER_STATE_DIR "
+                "(and the build with CARGO_TARGET_DIR)"
+            )
+    return problems
+
+
+def cmd_check(s: Settings, serve: bool) -> int:
+    problems = preflight(s, serve)
+    for problem in problems:
+        _say(f"error: {problem}")
+    return 1 if problems else 0
 
 
 def _wait_healthy(s: Settings, sup: Supervisor, c: Component) -> str:
@@ -1349,6 +1463,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub.add_parser("down", help="stop everything the stack started")
     sub.add_parser("status", help="each component, its ports and whether it answers")
+    check = sub.add_parser("check", help="what would stop the stack from starting: taken ports, memory, disk")
+    check.add_argument("--serve", action="store_true", help="also the ports of quiver serve (scripts/run starts it)")
     logs = sub.add_parser("logs", help="the last lines of a component's log (all by default)")
     logs.add_argument("component", nargs="?")
     logs.add_argument("-f", "--follow", action="store_true")
@@ -1377,6 +1493,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_down(s)
         if args.command == "status":
             return cmd_status(s)
+        if args.command == "check":
+            return cmd_check(s, args.serve)
         if args.command == "logs":
             return cmd_logs(s, args.component, args.follow, args.lines)
         if args.command == "topic":

@@ -121,3 +121,86 @@ def test_as_root_postgres_runs_from_a_state_folder_inside_a_private_one(scratch_
     finally:
         _stack(scratch_state, "down", QUIVER_POSTGRES_PORT=port)
         shutil.rmtree(home, ignore_errors=True)
+
+
+# Every port of the stack's components and of quiver serve, so that check looks at free ones
+# only, beside a running stack.
+_PORT_SETTINGS = [
+    "QUIVER_POSTGRES_PORT",
+    "QUIVER_KAFKA_PORT",
+    "QUIVER_KAFKA_CONTROLLER_PORT",
+    "QUIVER_CASSANDRA_PORT",
+    "QUIVER_CASSANDRA_STORAGE_PORT",
+    "QUIVER_CASSANDRA_JMX_PORT",
+    "QUIVER_SPARK_MASTER_PORT",
+    "QUIVER_SPARK_MASTER_UI_PORT",
+    "QUIVER_SPARK_WORKER_UI_PORT",
+]
+
+
+def _check(state, *args, **env):
+    """scripts/stack.py check on the system's Python, as set-up runs it before anything is
+    installed."""
+    free = {name: str(free_port()) for name in _PORT_SETTINGS}
+    free["QUIVER_FLIGHT_LISTEN"] = f"127.0.0.1:{free_port()}"
+    free["QUIVER_HTTP_LISTEN"] = f"127.0.0.1:{free_port()}"
+    return subprocess.run(
+        ["/usr/bin/python3", str(ROOT / "scripts" / "stack.py"), "check", *args],
+        env={"PATH": os.environ["PATH"], "HOME": os.environ["HOME"], "QUIVER_STATE_DIR": str(state), **free, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_check_passes_when_nothing_is_in_the_way(scratch_state):
+    result = _check(scratch_state, "--serve")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+
+
+def test_check_names_each_taken_port_with_its_setting(scratch_state):
+    with socket.socket() as kafka, socket.socket() as flight:
+        for holder in (kafka, flight):
+            holder.bind(("127.0.0.1", 0))
+            holder.listen()
+        kafka_port, flight_port = kafka.getsockname()[1], flight.getsockname()[1]
+        result = _check(
+            scratch_state,
+            "--serve",
+            QUIVER_KAFKA_PORT=str(kafka_port),
+            QUIVER_FLIGHT_LISTEN=f"127.0.0.1:{flight_port}",
+        )
+        # Without --serve, quiver serve's ports are not looked at.
+        without_serve = _check(scratch_state, QUIVER_FLIGHT_LISTEN=f"127.0.0.1:{flight_port}")
+    lines = result.stderr.splitlines()
+    assert result.returncode == 1
+    assert len(lines) == 2, result.stderr
+    assert f"port {kafka_port} on 127.0.0.1 (kafka) is taken" in lines[0]
+    assert "set QUIVER_KAFKA_PORT to a free port" in lines[0]
+    assert f"port {flight_port} on 127.0.0.1 (quiver serve) is taken" in lines[1]
+    assert "set QUIVER_FLIGHT_LISTEN to a free address" in lines[1]
+    assert without_serve.returncode == 0, without_serve.stderr
+
+
+def test_check_says_how_much_memory_the_heaps_need(scratch_state):
+    result = _check(scratch_state, QUIVER_CASSANDRA_HEAP="4096g")
+    assert result.returncode == 1
+    assert "the stack needs about 4102.0 GiB (Kafka 1g, Cassandra 4096g" in result.stderr
+    assert "QUIVER_CASSANDRA_HEAP=1g" in result.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a small file system")
+def test_check_finds_a_disk_too_small_for_a_first_run(tmp_path):
+    """A fresh state folder and build folder on a 64 MiB file system: no room for the
+    Python environments, the jars and the build."""
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(small)], check=True)
+    try:
+        result = _check(small / "state", CARGO_TARGET_DIR=str(small / "target"))
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+    assert result.returncode == 1
+    assert f"free on the disk of {small / 'state'}, a first run needs about 12.0 GiB" in result.stderr
+    assert "QUIVER_STATE_DIR" in result.stderr
