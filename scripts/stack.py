@@ -1115,6 +1115,13 @@ def _port_taken(host: str, port: int) -> bool:
     return False
 
 
+def _taken(host: str, port: int, owner: str, variable: str, what: str) -> str:
+    return (
+        f"port {port} on {host} ({owner}) is taken{_who_listens(port)}: "
+        f"stop what holds it, or set {variable} to a free {what}"
+    )
+
+
 def _who_listens(port: int) -> str:
     try:
         out = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True).stdout.strip()
@@ -1201,10 +1208,7 @@ def _check_ports(s: Settings, sup: Supervisor, wanted: list[str]) -> None:
             continue
         for setting, port in BY_NAME[name].ports(s).items():
             if _port_taken(s.host, port):
-                raise StackError(
-                    f"{name} cannot start: port {port} on {s.host} is already taken{_who_listens(port)}; "
-                    f"stop what holds it, or set QUIVER_{setting} to a free port"
-                )
+                raise StackError(_taken(s.host, port, name, f"QUIVER_{setting}", "port"))
 
 
 # What a first run needs beyond the heaps: Spark's master and worker (512 MiB each), its
@@ -1264,10 +1268,7 @@ def preflight(s: Settings, serve: bool) -> list[str]:
         ports = [(c.name, setting, port) for c in COMPONENTS if not c.optional for setting, port in c.ports(s).items()]
         for name, setting, port in ports:
             if _port_taken(s.host, port):
-                problems.append(
-                    f"port {port} on {s.host} ({name}) is taken{_who_listens(port)}: "
-                    f"stop what holds it, or set QUIVER_{setting} to a free port"
-                )
+                problems.append(_taken(s.host, port, name, f"QUIVER_{setting}", "port"))
     if serve:
         for variable, default in (
             ("QUIVER_FLIGHT_LISTEN", "127.0.0.1:50051"),
@@ -1275,10 +1276,7 @@ def preflight(s: Settings, serve: bool) -> list[str]:
         ):
             host, _, port = os.environ.get(variable, default).rpartition(":")
             if port.isdigit() and _port_taken(host.strip("[]"), int(port)):
-                problems.append(
-                    f"port {port} on {host} (quiver serve) is taken{_who_listens(int(port))}: "
-                    f"stop what holds it, or set {variable} to a free address"
-                )
+                problems.append(_taken(host, int(port), "quiver serve", variable, "address"))
     if not stack_running:
         needed = _bytes(s.kafka_heap) + _bytes(s.cassandra_heap) + _MEMORY_BESIDE_HEAPS
         available = _available_memory()

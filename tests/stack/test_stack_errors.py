@@ -58,7 +58,7 @@ def test_a_taken_port_is_named_and_nothing_starts(scratch_state):
             scratch_state, "up", "kafka", QUIVER_KAFKA_PORT=str(taken), QUIVER_KAFKA_CONTROLLER_PORT=str(free_port())
         )
     assert result.returncode == 1
-    assert f"kafka cannot start: port {taken} on 127.0.0.1 is already taken" in result.stderr
+    assert f"port {taken} on 127.0.0.1 (kafka) is taken" in result.stderr
     assert "set QUIVER_KAFKA_PORT to a free port" in result.stderr
     assert not _supervisord_alive(scratch_state)
 
