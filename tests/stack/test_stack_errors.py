@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, free_port
+from conftest import ROOT, free_port, stack
 
 
 @pytest.fixture
@@ -123,25 +123,13 @@ def test_as_root_postgres_runs_from_a_state_folder_inside_a_private_one(scratch_
         shutil.rmtree(home, ignore_errors=True)
 
 
-# Every port of the stack's components and of quiver serve, so that check looks at free ones
-# only, beside a running stack.
-_PORT_SETTINGS = [
-    "QUIVER_POSTGRES_PORT",
-    "QUIVER_KAFKA_PORT",
-    "QUIVER_KAFKA_CONTROLLER_PORT",
-    "QUIVER_CASSANDRA_PORT",
-    "QUIVER_CASSANDRA_STORAGE_PORT",
-    "QUIVER_CASSANDRA_JMX_PORT",
-    "QUIVER_SPARK_MASTER_PORT",
-    "QUIVER_SPARK_MASTER_UI_PORT",
-    "QUIVER_SPARK_WORKER_UI_PORT",
-]
-
-
 def _check(state, *args, **env):
     """scripts/stack.py check on the system's Python, as set-up runs it before anything is
     installed."""
-    free = {name: str(free_port()) for name in _PORT_SETTINGS}
+    # Every port of the stack's components and of quiver serve free, so that check looks at
+    # these only, beside a running stack.
+    settings = [f"QUIVER_{name}" for c in stack.COMPONENTS for name in c.ports(stack.Settings())]
+    free = {name: str(free_port()) for name in settings}
     free["QUIVER_FLIGHT_LISTEN"] = f"127.0.0.1:{free_port()}"
     free["QUIVER_HTTP_LISTEN"] = f"127.0.0.1:{free_port()}"
     return subprocess.run(
