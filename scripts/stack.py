@@ -553,9 +553,14 @@ def spark_write_conf(s: Settings) -> None:
                 "appender.console.name = console",
                 "appender.console.target = SYSTEM_ERR",
                 "appender.console.layout.type = PatternLayout",
-                "appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n",
+                # Milliseconds: a real-time batch's tasks end and start within a second.
+                "appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss.SSS} %p %c{1}: %m%n",
                 "logger.deploy.name = org.apache.spark.deploy",
                 "logger.deploy.level = info",
+                # The JVM writer's lines: each task's exchange opened (and how long that took)
+                # and closed, with its counts.
+                "logger.quiver.name = quiver.spark",
+                "logger.quiver.level = info",
                 "",
             ]
         ),

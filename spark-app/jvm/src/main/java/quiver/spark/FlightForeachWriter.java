@@ -20,8 +20,9 @@ import quiver.v1.Quiver.BatchAck;
  *     .trigger(realTime="30 seconds")._jwrite.foreach(writer).start()
  * </pre>
  *
- * Made on the driver and serialized to the executors; the Flight client, its memory and its
- * threads exist only between open() and close() of a task.
+ * Made on the driver and serialized to the executors. A task's stream, its memory and its threads
+ * exist only between open() and close(); the Flight client (the gRPC channel) is kept in the
+ * executor for the next tasks, so that a real-time batch starts without connecting again.
  */
 public final class FlightForeachWriter extends ForeachWriter<Row> {
   private static final long serialVersionUID = 1L;

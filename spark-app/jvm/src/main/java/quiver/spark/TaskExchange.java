@@ -1,10 +1,9 @@
 package quiver.spark;
 
 import static java.util.concurrent.TimeUnit.MILLISECONDS;
+import static java.util.concurrent.TimeUnit.NANOSECONDS;
 
 import com.google.protobuf.InvalidProtocolBufferException;
-import java.io.ByteArrayInputStream;
-import java.nio.charset.StandardCharsets;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Consumer;
@@ -19,10 +18,8 @@ import org.apache.arrow.flight.FlightRuntimeException;
 import org.apache.arrow.flight.FlightStatusCode;
 import org.apache.arrow.flight.FlightStream;
 import org.apache.arrow.flight.HeaderCallOption;
-import org.apache.arrow.flight.Location;
 import org.apache.arrow.memory.ArrowBuf;
 import org.apache.arrow.memory.BufferAllocator;
-import org.apache.arrow.memory.RootAllocator;
 import org.apache.spark.sql.Row;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -52,7 +49,7 @@ final class TaskExchange {
   private final String where;
   private final Consumer<BatchAck> onAck;
   private final BufferAllocator allocator;
-  private final FlightClient client;
+  private final Clients.Lease lease;
   private final KafkaBatch batch;
   private final FlightClient.ExchangeReaderWriter call;
   private final ScheduledThreadPoolExecutor timer;
@@ -74,14 +71,14 @@ final class TaskExchange {
       String where,
       Consumer<BatchAck> onAck,
       BufferAllocator allocator,
-      FlightClient client,
+      Clients.Lease lease,
       KafkaBatch batch,
       FlightClient.ExchangeReaderWriter call) {
     this.target = target;
     this.where = where;
     this.onAck = onAck;
     this.allocator = allocator;
-    this.client = client;
+    this.lease = lease;
     this.batch = batch;
     this.call = call;
     timer =
@@ -103,13 +100,14 @@ final class TaskExchange {
         String.format(
             "%s (pipeline %s, epoch %d, partition %d, attempt %d)",
             target.endpoint(), target.pipeline(), epoch, partition, attempt);
+    long started = System.nanoTime();
     CallOption[] headers = headers(target);
-    BufferAllocator allocator = new RootAllocator();
-    FlightClient client = null;
+    BufferAllocator allocator = Clients.taskAllocator(where);
+    Clients.Lease lease = null;
     KafkaBatch batch = null;
     FlightClient.ExchangeReaderWriter call = null;
     try {
-      client = reachableClient(target, allocator, headers);
+      lease = reachableClient(target, headers);
       batch = new KafkaBatch(allocator);
       ExchangeCommand command =
           ExchangeCommand.newBuilder()
@@ -118,14 +116,17 @@ final class TaskExchange {
               .setPartition(partition)
               .setAttempt(attempt)
               .build();
-      call = client.doExchange(FlightDescriptor.command(command.toByteArray()), headers);
+      call = lease.client().doExchange(FlightDescriptor.command(command.toByteArray()), headers);
       // The first message: the descriptor and the schema, so that the service checks the
       // pipeline and the schema now rather than at the first batch.
       call.getWriter().start(batch.root());
       TaskExchange exchange =
-          new TaskExchange(target, where, onAck, allocator, client, batch, call);
+          new TaskExchange(target, where, onAck, allocator, lease, batch, call);
       exchange.ackReader.start();
-      LOG.info("opened the Flight exchange with {}", where);
+      LOG.info(
+          "opened the Flight exchange with {} in {} ms",
+          where,
+          MILLISECONDS.convert(System.nanoTime() - started, NANOSECONDS));
       return exchange;
     } catch (RuntimeException e) {
       ExchangeException error =
@@ -133,7 +134,7 @@ final class TaskExchange {
               ? named
               : new ExchangeException(
                   "opening the Flight exchange with " + where + " failed: " + describe(e), e);
-      Exception closing = closeAll(call, batch, client, allocator);
+      Exception closing = closeAll(call, batch, lease, allocator);
       if (closing != null) {
         error.addSuppressed(closing);
       }
@@ -309,9 +310,9 @@ final class TaskExchange {
       } catch (InterruptedException e) {
         interrupted = true;
       }
-      // The stream first (it holds buffers of the client's allocator), the allocator last: it
-      // throws if any buffer was not released.
-      Exception error = closeAll(this::closeCall, batch, client, allocator);
+      // The stream first (it holds buffers of the client's allocator), the task's allocator
+      // last: it throws if any of the task's buffers was not released.
+      Exception error = closeAll(this::closeCall, batch, lease, allocator);
       if (error != null) {
         throw new ExchangeException("releasing the Flight exchange with " + where + " failed: " + error, error);
       }
@@ -360,14 +361,13 @@ final class TaskExchange {
   }
 
   /**
-   * A client whose service has answered ListFlights. A service that cannot be reached is tried
-   * again with back-off for {@code connectRetryMs}, each time on a new client (a gRPC channel
-   * that failed to connect waits out its own back-off, up to minutes, before it tries again).
-   * Spark retries a failed task at once, so without this a service restarting for a few seconds
-   * would use up every attempt and fail the query.
+   * A lease on a client whose service has answered ListFlights. A service that cannot be reached
+   * is tried again with back-off for {@code connectRetryMs}, each time on a new client (a gRPC
+   * channel that failed to connect waits out its own back-off, up to minutes, before it tries
+   * again). Spark retries a failed task at once, so without this a service restarting for a few
+   * seconds would use up every attempt and fail the query.
    */
-  private static FlightClient reachableClient(
-      Target target, BufferAllocator allocator, CallOption[] headers) {
+  private static Clients.Lease reachableClient(Target target, CallOption[] headers) {
     CallOption[] probe = new CallOption[headers.length + 1];
     System.arraycopy(headers, 0, probe, 0, headers.length);
     probe[headers.length] = CallOptions.timeout(PROBE_TIMEOUT_MS, MILLISECONDS);
@@ -375,17 +375,21 @@ final class TaskExchange {
     long deadline = started + MILLISECONDS.toNanos(target.connectRetryMs());
     long delayMs = FIRST_RETRY_DELAY_MS;
     for (int attempts = 1; ; attempts++) {
-      FlightClient client = newClient(target, allocator);
+      Clients.Lease lease = Clients.lease(target);
       try {
         // The answer does not matter, only that there is one.
-        client.listFlights(Criteria.ALL, probe).forEach(info -> {});
-        return client;
+        lease.client().listFlights(Criteria.ALL, probe).forEach(info -> {});
+        return lease;
       } catch (FlightRuntimeException e) {
-        Exception closing = closeAll(client);
+        boolean unreachable = e.status().code() == FlightStatusCode.UNAVAILABLE;
+        if (unreachable) {
+          lease.drop();
+        }
+        Exception closing = closeAll(lease);
         if (closing != null) {
           e.addSuppressed(closing);
         }
-        if (e.status().code() != FlightStatusCode.UNAVAILABLE) {
+        if (!unreachable) {
           throw e;
         }
         if (System.nanoTime() + MILLISECONDS.toNanos(delayMs) > deadline) {
@@ -408,17 +412,6 @@ final class TaskExchange {
       }
       delayMs = Math.min(delayMs * 2, MAX_RETRY_DELAY_MS);
     }
-  }
-
-  private static FlightClient newClient(Target target, BufferAllocator allocator) {
-    FlightClient.Builder builder =
-        FlightClient.builder(allocator, new Location(target.uri()))
-            .maxInboundMessageSize(target.maxMessageBytes());
-    if (target.tlsCaPem() != null) {
-      builder.trustedCertificates(
-          new ByteArrayInputStream(target.tlsCaPem().getBytes(StandardCharsets.US_ASCII)));
-    }
-    return builder.build();
   }
 
   private static String describe(Throwable e) {

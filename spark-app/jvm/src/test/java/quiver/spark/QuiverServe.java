@@ -51,7 +51,12 @@ final class QuiverServe {
 
   /** Starts the service with these QUIVER_* settings (e.g. QUIVER_TOKEN) in its environment. */
   static QuiverServe start(Map<String, String> settings) throws IOException, InterruptedException {
-    int flightPort = freePort();
+    return start(settings, freePort());
+  }
+
+  /** ... with its Flight service on this port, e.g. that of a service that was killed. */
+  static QuiverServe start(Map<String, String> settings, int flightPort)
+      throws IOException, InterruptedException {
     int httpPort = freePort();
     List<String> argv = new ArrayList<>();
     argv.add(binary().toString());

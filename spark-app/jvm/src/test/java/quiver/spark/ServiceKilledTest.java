@@ -1,9 +1,12 @@
 package quiver.spark;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.Map;
+import java.util.concurrent.atomic.AtomicReference;
 import org.apache.spark.util.LongAccumulator;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -11,7 +14,8 @@ import org.junit.jupiter.api.Test;
 
 /** The service dies (SIGKILL) in the middle of a task's stream: the task must fail. */
 class ServiceKilledTest {
-  private QuiverServe serve;
+  // Replaced by a test that restarts the service; the last one is stopped after each test.
+  private volatile QuiverServe serve;
   private final LongAccumulator rowsIn = new LongAccumulator();
 
   @BeforeEach
@@ -25,8 +29,13 @@ class ServiceKilledTest {
   }
 
   private FlightForeachWriter writer(int maxRows, long lingerMs) {
+    return writer(maxRows, lingerMs, 1_000);
+  }
+
+  private FlightForeachWriter writer(int maxRows, long lingerMs, long connectRetryMs) {
     return new FlightForeachWriter(
-        serve.endpoint(), "users", null, null, maxRows, lingerMs, 1_000, 30_000, 256 << 20, rowsIn, null, null);
+        serve.endpoint(), "users", null, null, maxRows, lingerMs, connectRetryMs, 30_000, 256 << 20, rowsIn,
+        null, null);
   }
 
   private void assertNamesTheStream(ExchangeException error) {
@@ -56,6 +65,41 @@ class ServiceKilledTest {
     assertNamesTheStream(error);
     // What Spark does next: close() with the error cancels and releases without throwing.
     writer.close(error);
+  }
+
+  @Test
+  void theNextTaskReachesTheServiceRestartedOnItsPort() throws Exception {
+    // A first task leaves its Flight client to the executor's next tasks.
+    FlightForeachWriter first = writer(1000, 600_000);
+    first.open(0, 1);
+    first.process(KafkaRows.userRow(0));
+    first.close(null);
+    serve.kill();
+    // The next task starts while the service is down, and must reach it once it is back on the
+    // same port, not keep the client that lost it.
+    int port = serve.flightPort;
+    AtomicReference<Exception> restartFailed = new AtomicReference<>();
+    Thread restart =
+        new Thread(
+            () -> {
+              try {
+                Thread.sleep(1_500);
+                serve = QuiverServe.start(Map.of(), port);
+              } catch (Exception e) {
+                restartFailed.set(e);
+              }
+            });
+    restart.start();
+    FlightForeachWriter second = writer(1000, 600_000, 30_000);
+    try {
+      second.open(0, 2);
+      second.process(KafkaRows.userRow(1));
+      second.close(null);
+    } finally {
+      restart.join();
+    }
+    assertNull(restartFailed.get());
+    assertEquals(2, rowsIn.sum());
   }
 
   @Test
