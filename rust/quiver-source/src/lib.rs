@@ -18,3 +18,9 @@ pub struct Record {
     /// The record as compact JSON.
     pub value: String,
 }
+
+/// A random number for seeds and jitter; not for anything secret.
+pub(crate) fn random_u64() -> u64 {
+    use std::hash::{BuildHasher as _, RandomState};
+    RandomState::new().hash_one(std::time::Instant::now())
+}

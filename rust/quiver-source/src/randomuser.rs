@@ -9,7 +9,6 @@
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::error::Error as _;
-use std::hash::{BuildHasher, RandomState};
 use std::time::{Duration, Instant};
 
 use reqwest::{StatusCode, Url};
@@ -121,6 +120,62 @@ pub struct Page {
     pub attempts: u32,
 }
 
+/// The pages of one run of the source, in order, for `quiver produce` and `quiver batch`.
+///
+/// The API's pages depend on their size, so one size serves the whole run (callers drop
+/// the surplus of the last page): the configured page size, or fewer for a run of fewer
+/// users.
+pub struct Pages {
+    client: RandomUser,
+    size: u32,
+    next: u32,
+}
+
+/// A page that could not be fetched, named by its number and size.
+#[derive(Debug, thiserror::Error)]
+#[error("the randomuser source failed on page {page} of {size} users")]
+pub struct PageError {
+    pub page: u32,
+    pub size: u32,
+    #[source]
+    pub source: SourceError,
+}
+
+impl Pages {
+    /// From page 1, for a run of `users` users (`None`: no end).
+    pub fn new(client: RandomUser, users: Option<u64>) -> Self {
+        let size = match users {
+            Some(n) => u64::from(client.page_size()).min(n.max(1)) as u32,
+            None => client.page_size(),
+        };
+        Self {
+            client,
+            size,
+            next: 1,
+        }
+    }
+
+    /// The number the next page will have (1-based).
+    pub fn next_number(&self) -> u32 {
+        self.next
+    }
+
+    /// Fetches the next page, retrying as configured.
+    pub async fn next(&mut self) -> Result<Page, PageError> {
+        let page = self
+            .client
+            .fetch_page(self.next, self.size)
+            .await
+            .map_err(|source| PageError {
+                page: self.next,
+                size: self.size,
+                source,
+            })?;
+        self.next += 1;
+        Ok(page)
+    }
+}
+
 pub struct RandomUser {
     http: reqwest::Client,
     cfg: RandomUserConfig,
@@ -153,7 +208,7 @@ impl RandomUser {
         let seed = cfg
             .seed
             .clone()
-            .unwrap_or_else(|| format!("quiver-{:016x}", random_u64()));
+            .unwrap_or_else(|| format!("quiver-{:016x}", crate::random_u64()));
         Ok(Self {
             http,
             cfg,
@@ -417,11 +472,11 @@ fn exponential(initial: Duration, attempt: u32, cap: Duration) -> Duration {
 fn jittered(delay: Duration) -> Duration {
     let half = delay / 2;
     let extra = half.as_nanos() as u64;
-    half + Duration::from_nanos(if extra == 0 { 0 } else { random_u64() % extra })
-}
-
-fn random_u64() -> u64 {
-    RandomState::new().hash_one(Instant::now())
+    half + Duration::from_nanos(if extra == 0 {
+        0
+    } else {
+        crate::random_u64() % extra
+    })
 }
 
 fn snippet(body: &[u8]) -> String {

@@ -50,6 +50,21 @@ impl Iterator for Synthetic {
     }
 }
 
+/// A seed for a run that was given none, fixed before the run so that its summary can name
+/// it and the run can be repeated: a number short enough to type again.
+pub fn new_seed() -> String {
+    (crate::random_u64() % 1_000_000_000).to_string()
+}
+
+/// The generator takes an integer; any other text is hashed (FNV-1a) into one.
+pub fn seed_from_text(seed: &str) -> u64 {
+    seed.parse().unwrap_or_else(|_| {
+        seed.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
+    })
+}
+
 /// Record number `index` of `seed`.
 pub fn record(seed: u64, index: u64) -> Record {
     let mut value = String::with_capacity(1200);
@@ -592,6 +607,14 @@ static PASSWORDS: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seeds_accept_integers_and_text() {
+        assert_eq!(seed_from_text("42"), 42);
+        assert_eq!(seed_from_text("hello"), seed_from_text("hello"));
+        assert_ne!(seed_from_text("hello"), seed_from_text("hellp"));
+        assert!(new_seed().parse::<u64>().unwrap() < 1_000_000_000);
+    }
 
     #[test]
     fn civil_dates_match_known_days() {

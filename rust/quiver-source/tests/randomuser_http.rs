@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use quiver_source::Record;
-use quiver_source::randomuser::{AttemptError, RandomUser, RandomUserConfig, SourceError};
+use quiver_source::randomuser::{AttemptError, Pages, RandomUser, RandomUserConfig, SourceError};
 use quiver_source::synthetic;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -306,4 +306,55 @@ async fn an_unreachable_api_is_reported_with_its_url() {
         "{err:?}"
     );
     assert!(err.to_string().contains(&addr.to_string()), "{err}");
+}
+
+#[tokio::test]
+async fn a_run_pages_in_order_with_one_size_and_names_the_page_that_failed() {
+    // Page 3 fails for good (400 is not retried): the first two pages arrive, then an error
+    // that says which page of which size.
+    let server = Server::start(&[Reply::Page, Reply::Page, Reply::Status(400)]).await;
+    let client = RandomUser::new(RandomUserConfig {
+        page_size: 500,
+        ..server.config()
+    })
+    .unwrap();
+    // A run of 120 users asks for pages of 120, not of the configured 500.
+    let mut pages = Pages::new(client, Some(120));
+    for number in 1..=2 {
+        assert_eq!(pages.next_number(), number);
+        let page = pages.next().await.unwrap();
+        assert_eq!(
+            page.records,
+            expected_page("test-seed", u64::from(number), 120)
+        );
+    }
+    let error = pages.next().await.unwrap_err();
+    assert_eq!((error.page, error.size), (3, 120));
+    assert!(matches!(
+        error.source,
+        SourceError::Rejected { status: 400, .. }
+    ));
+    assert_eq!(
+        error.to_string(),
+        "the randomuser source failed on page 3 of 120 users"
+    );
+    let requests = server.requests();
+    assert_eq!(requests.len(), 3);
+    for (i, target) in requests.iter().enumerate() {
+        assert_eq!(param(target, "page"), (i + 1).to_string());
+        assert_eq!(param(target, "results"), "120");
+    }
+}
+
+#[tokio::test]
+async fn a_run_without_an_end_asks_for_full_pages() {
+    let server = Server::start(&[]).await;
+    let client = RandomUser::new(RandomUserConfig {
+        page_size: 50,
+        ..server.config()
+    })
+    .unwrap();
+    let mut pages = Pages::new(client, None);
+    assert_eq!(pages.next().await.unwrap().records.len(), 50);
+    assert_eq!(param(&server.requests()[0], "results"), "50");
 }

@@ -24,7 +24,7 @@ use quiver_core::schema::kafka_input_schema;
 use quiver_core::{Engine, PipelineSpec};
 use quiver_kafka::KafkaConfig;
 use quiver_postgres::{PostgresConfig, PostgresSink};
-use quiver_source::randomuser::{RandomUser, RandomUserConfig};
+use quiver_source::randomuser::{Pages, RandomUser, RandomUserConfig};
 use serde::Deserialize;
 
 /// Records handed to the pipeline at once: big enough to amortise the per-batch cost,
@@ -180,7 +180,7 @@ fn plan(s: &Settings) -> Result<Plan> {
     let seed = || {
         s.seed
             .clone()
-            .unwrap_or_else(|| (crate::produce::random_seed() % 1_000_000_000).to_string())
+            .unwrap_or_else(quiver_source::synthetic::new_seed)
     };
     let kafka_only = [
         ("--partition", s.partition.is_some()),
@@ -306,8 +306,9 @@ async fn read(plan: &Plan, timeout: Duration) -> Result<(Input, String)> {
     let run_id = match plan {
         Plan::Synthetic { count, seed } => {
             let fetched = now_ms();
-            let generator =
-                quiver_source::synthetic::Synthetic::new(crate::produce::synthetic_seed(seed));
+            let generator = quiver_source::synthetic::Synthetic::new(
+                quiver_source::synthetic::seed_from_text(seed),
+            );
             for (i, record) in generator.take(*count as usize).enumerate() {
                 input.push(0, i as i64, Some(fetched), Some(record.value.into_bytes()));
             }
@@ -325,13 +326,9 @@ async fn read(plan: &Plan, timeout: Duration) -> Result<(Input, String)> {
                 ..defaults
             })
             .context("cannot set up the randomuser source")?;
-            // Pages depend on their size, so one size serves the whole run.
-            let page_size = u64::from(client.page_size()).min(*count) as u32;
-            let mut page_number = 1;
+            let mut pages = Pages::new(client, Some(*count));
             while (input.len() as u64) < *count {
-                let page = client.fetch_page(page_number, page_size).await.with_context(|| {
-                    format!("the randomuser source failed on page {page_number} of {page_size} users")
-                })?;
+                let page = pages.next().await?;
                 let fetched = now_ms();
                 for record in page
                     .records
@@ -341,7 +338,6 @@ async fn read(plan: &Plan, timeout: Duration) -> Result<(Input, String)> {
                     let position = input.len() as i64;
                     input.push(0, position, Some(fetched), Some(record.value.into_bytes()));
                 }
-                page_number += 1;
             }
             format!("randomuser-{seed}-{count}")
         }

@@ -2,6 +2,7 @@
 
 mod batch;
 mod config;
+mod http;
 mod produce;
 mod serve;
 mod sql;

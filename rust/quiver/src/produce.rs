@@ -18,7 +18,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::{Args, CommandFactory, Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use quiver_kafka::{Compression, DeliverySnapshot, KafkaConfig, Producer, TopicStatus};
-use quiver_source::randomuser::{RandomUser, RandomUserConfig};
+use quiver_source::randomuser::{Pages, RandomUser, RandomUserConfig};
 use tokio::sync::watch;
 
 const ENV_PREFIX: &str = "QUIVER_PRODUCE_";
@@ -323,9 +323,7 @@ impl ProduceConfig {
         };
         // A seed is always fixed before the run, so that the summary can name it and the
         // run can be repeated.
-        let seed = s
-            .seed
-            .unwrap_or_else(|| (random_seed() % 1_000_000_000).to_string());
+        let seed = s.seed.unwrap_or_else(quiver_source::synthetic::new_seed);
         let ru_defaults = RandomUserConfig::default();
         let randomuser = RandomUserConfig {
             base_url: s.api_url.unwrap_or(ru_defaults.base_url.clone()),
@@ -390,20 +388,6 @@ impl ProduceConfig {
         }
         out
     }
-}
-
-pub(crate) fn random_seed() -> u64 {
-    use std::hash::{BuildHasher as _, RandomState};
-    RandomState::new().hash_one(Instant::now())
-}
-
-/// The synthetic generator takes an integer; any other text is hashed (FNV-1a) into one.
-pub(crate) fn synthetic_seed(seed: &str) -> u64 {
-    seed.parse().unwrap_or_else(|_| {
-        seed.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        })
-    })
 }
 
 /// Counters the producer does not see.
@@ -480,15 +464,9 @@ pub fn run(args: ProduceArgs) -> Result<ExitCode> {
         let stats = producer.stats();
         let counters = counters.clone();
         let labels = format!("source=\"{}\",topic=\"{}\"", cfg.source.name(), k.topic);
-        let router = axum::Router::new()
-            .route("/healthz", axum::routing::get(|| async { "ok\n" }))
-            .route(
-                "/metrics",
-                axum::routing::get(move || {
-                    let text = render_metrics(&labels, &stats.snapshot(), &counters);
-                    async move { text }
-                }),
-            );
+        let router = crate::http::health_and_metrics(move || {
+            render_metrics(&labels, &stats.snapshot(), &counters)
+        });
         runtime.spawn(axum::serve(listener, router).into_future());
         tracing::info!("serving Prometheus metrics at http://{addr}/metrics");
     }
@@ -505,7 +483,9 @@ pub fn run(args: ProduceArgs) -> Result<ExitCode> {
         sent: 0,
     };
     let produced = match cfg.source {
-        SourceKind::Synthetic => feed.synthetic(synthetic_seed(&cfg.seed)),
+        SourceKind::Synthetic => {
+            feed.synthetic(quiver_source::synthetic::seed_from_text(&cfg.seed))
+        }
         SourceKind::Randomuser => feed.randomuser(&cfg.randomuser, &runtime, stop_rx, &counters),
     };
     bar.finish_and_clear();
@@ -605,23 +585,20 @@ impl Feed<'_> {
         counters: &SourceCounters,
     ) -> Result<()> {
         let client = RandomUser::new(cfg.clone()).context("cannot set up the randomuser source")?;
-        // Pages depend on their size, so one size serves the whole run.
-        let page_size = match self.amount {
-            Amount::Count(n) => u64::from(client.page_size()).min(n.max(1)) as u32,
-            Amount::Duration(_) => client.page_size(),
+        let users = match self.amount {
+            Amount::Count(n) => Some(n),
+            Amount::Duration(_) => None,
         };
-        let mut page_number = 1;
+        let mut pages = Pages::new(client, users);
         while self.room() > 0 {
             let fetched = runtime.block_on(async {
                 tokio::select! {
-                    page = client.fetch_page(page_number, page_size) => Some(page),
+                    page = pages.next() => Some(page),
                     _ = stop.wait_for(|stopped| *stopped) => None,
                 }
             });
             let Some(page) = fetched else { break };
-            let page = page.with_context(|| {
-                format!("the randomuser source failed on page {page_number} of {page_size} users")
-            })?;
+            let page = page?;
             counters.pages.fetch_add(1, Ordering::Relaxed);
             counters
                 .retries
@@ -631,7 +608,7 @@ impl Feed<'_> {
                     .missing_key
                     .fetch_add(page.missing_key, Ordering::Relaxed);
                 tracing::warn!(
-                    page = page_number,
+                    page = pages.next_number() - 1,
                     skipped = page.missing_key,
                     "records without login.uuid cannot be keyed; not sent"
                 );
@@ -642,7 +619,6 @@ impl Feed<'_> {
                 }
                 self.send(&record.key, record.value.as_bytes())?;
             }
-            page_number += 1;
         }
         Ok(())
     }
@@ -897,13 +873,6 @@ mod tests {
         assert!(SettingsOnly::try_parse_from(["--rate", "0"]).is_err());
         assert!(SettingsOnly::try_parse_from(["--rate", "-5"]).is_err());
         assert_eq!(flags(&["--rate", "2.5"]).rate, Some(2.5));
-    }
-
-    #[test]
-    fn synthetic_seeds_accept_integers_and_text() {
-        assert_eq!(synthetic_seed("42"), 42);
-        assert_eq!(synthetic_seed("hello"), synthetic_seed("hello"));
-        assert_ne!(synthetic_seed("hello"), synthetic_seed("hellp"));
     }
 
     #[test]

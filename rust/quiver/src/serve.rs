@@ -4,8 +4,6 @@
 //! TOML file (`--config`), `QUIVER_*` environment variables, and command-line flags.
 
 use anyhow::{Context, Result, bail};
-use axum::Router;
-use axum::routing::get;
 use quiver_cassandra::{CassandraConfig, CassandraSink};
 use quiver_core::{Engine, PipelineSpec, Sink, SinkSet};
 use quiver_flight::{Metrics, QuiverFlight, ServiceConfig, TlsIdentity};
@@ -345,15 +343,7 @@ async fn serve(args: Args) -> Result<()> {
         let _ = rx.wait_for(|s| *s).await;
     };
 
-    let router = Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route(
-            "/metrics",
-            get(move || {
-                let m = metrics.clone();
-                async move { m.render() }
-            }),
-        );
+    let router = crate::http::health_and_metrics(move || metrics.render());
     let http = tokio::spawn(
         axum::serve(http_listener, router)
             .with_graceful_shutdown(stopped(stop_rx.clone()))
