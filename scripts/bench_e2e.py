@@ -30,7 +30,6 @@ import argparse
 import json
 import os
 import platform
-import signal
 import subprocess
 import sys
 import time
@@ -40,6 +39,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from serve_process import running_serve
+from spark_job import stop_job
 
 import stack
 
@@ -221,12 +221,7 @@ class Bench:
                     self.wait_for(name, name, job, log, timeout=600)
                 starts.append(float("inf"))
             finally:
-                _signal_group(job, signal.SIGTERM)
-                try:
-                    job.wait(timeout=120)
-                except subprocess.TimeoutExpired:
-                    _signal_group(job, signal.SIGKILL)
-                    job.wait()
+                stop_job(job, timeout=120)
 
         # The newest users can land before the rest of their micro-batch: read until
         # every phase is complete.
@@ -261,15 +256,6 @@ def latency(rate: float, rows: list[tuple[float, float, float]]) -> Latency:
         max_ms=to_write[-1],
         p99_decode_ms=percentile(to_decode, 0.99),
     )
-
-
-def _signal_group(process: subprocess.Popen, signum: int) -> None:
-    """Signals every process of `process`'s group (it leads one); a group whose processes
-    have all exited is left alone."""
-    try:
-        os.killpg(process.pid, signum)
-    except ProcessLookupError:
-        pass
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer
+from spark_job import stop_job
 
 import conftest
 from conftest import ROOT
@@ -375,23 +376,6 @@ def start_realtime(settings, topic: str, engine_args: list[str], checkpoint: Pat
     with log.open("w") as out:
         # Its own process group, so that stopping it reaches spark-submit and the Python driver.
         return subprocess.Popen([*command, *REALTIME_ARGS], stdout=out, stderr=out, start_new_session=True)
-
-
-def stop_job(job: subprocess.Popen) -> None:
-    """SIGTERM to the Python driver, which stops the query and logs its summary, then
-    kill -9 to the job's group if it lingers. Only the driver: a signal to spark-submit's
-    JVM shuts the SparkContext down under the running query."""
-    if job.poll() is None:
-        # spark-submit's JVM (the process started) runs the Python driver as its child,
-        # started by one of its threads: each thread lists the children it started.
-        for children in Path(f"/proc/{job.pid}/task").glob("*/children"):
-            for child in children.read_text().split():
-                os.kill(int(child), signal.SIGTERM)
-        try:
-            job.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            os.killpg(job.pid, signal.SIGKILL)
-            job.wait()
 
 
 def _wait_for(what: str, done, job: subprocess.Popen, log: Path, timeout: float = 300) -> None:
