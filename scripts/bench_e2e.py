@@ -12,6 +12,8 @@ scripts/bench_seed_job.py) it starts the streaming job on a new topic and keyspa
    divided by the time from the first one's Kafka timestamp to the last one's write;
 3. latency: for each of --rates, that many users per second for --seconds; per row, the
    time from its Kafka timestamp to its write; p50/p95/p99/max over the rows of the phase.
+   With --settle, the stream idles that long before each phase, so that a phase measures
+   its own rate and not the wake of the one before.
 
 Every variant is measured to the same point: `written_at`, which Cassandra stamps with its
 own clock when it executes the row's INSERT (`currentTimestamp()`). quiver's decode stamp,
@@ -93,6 +95,9 @@ class Bench:
         done = subprocess.run(argv, capture_output=True, text=True)
         if done.returncode != 0:
             raise SystemExit(f"quiver produce failed:\n{done.stderr[-3000:]}")
+        # Its summary holds its own share of the latency (enqueue to broker acknowledgement).
+        with (self.logs / f"{topic}-produce.log").open("a") as log:
+            log.write(f"$ {' '.join(argv)}\n{done.stdout}{done.stderr}\n")
 
     def session(self):
         from cassandra.cluster import Cluster
@@ -215,6 +220,7 @@ class Bench:
                 # Phase i holds the rows whose Kafka timestamps fall in [starts[i], starts[i + 1]).
                 starts, totals = [], []
                 for i, rate in enumerate(self.args.rates):
+                    time.sleep(self.args.settle)
                     starts.append(time.time())
                     totals.append(round(rate * self.args.seconds))
                     self.produce(name, totals[-1], seed=4 + i, rate=rate)
@@ -272,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--producer-linger-ms", type=int, default=5, help="the producer's --linger-ms in the latency phases"
     )
+    parser.add_argument("--settle", type=float, default=0, help="seconds the stream idles before each latency phase")
     parser.add_argument("--max-offsets-per-trigger", type=int, default=200_000, help="micro-batch variants")
     parser.add_argument("--checkpoint-interval", default="1 minute", help="realtime: the job's --checkpoint-interval")
     parser.add_argument("--rt-max-rows", type=int, default=2000, help="realtime: the job's --rt-max-rows")
@@ -300,7 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nmachine: {os.cpu_count()} cores ({cpu}), {platform.platform()}")
     rates = " then ".join(f"{r:,.0f}/s" for r in args.rates)
     print(
-        f"workload: {args.users:,} users at full speed, then {rates} for {args.seconds:.0f} s each; "
+        f"workload: {args.users:,} users at full speed, then {rates} for {args.seconds:.0f} s each"
+        f"{f' after {args.settle:.0f} s idle' if args.settle else ''}; "
         f"{args.partitions} partitions, producer linger {args.producer_linger_ms} ms; "
         f"micro-batch: max {args.max_offsets_per_trigger:,} offsets per trigger; "
         f"realtime: checkpoint every {args.checkpoint_interval}, --rt-max-rows {args.rt_max_rows}, "
