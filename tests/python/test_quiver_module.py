@@ -105,13 +105,14 @@ def _cassandra_rows(settings, keyspace: str, table: str) -> list:
         cluster.shutdown()
 
 
-def test_store_upserts_rows_and_rejects_in_cassandra(engine, settings, unique_name):
-    sink = quiver.CassandraSink([f"{settings.host}:{settings.cassandra_port}"], unique_name)
-    processed = engine.process("users", batch_of([user(i) for i in range(5)], [b"oops"]))
+def test_a_run_upserts_rows_and_rejects_in_cassandra(engine, settings, unique_name):
+    sinks = engine.sinks([quiver.CassandraSink([f"{settings.host}:{settings.cassandra_port}"], unique_name)])
+    batch = batch_of([user(i) for i in range(5)], [b"oops"])
     for _ in range(2):  # a replayed batch changes nothing
-        stored = engine.store("users", processed, [sink])
-        assert stored.rows_written == 5
-        assert stored.reports == {"cassandra": (5, 1)}
+        run = sinks.run("users", batch)
+        assert (run.rows_in, run.rows_out, run.rows_written, run.rows_rejected) == (6, 5, 5, 1)
+        assert run.reports == {"cassandra": (5, 1)}
+        assert run.decode_seconds >= 0 and run.sql_seconds >= 0 and run.sink_seconds > 0
     rows = _cassandra_rows(settings, unique_name, "created_users")
     assert sorted(r.id for r in rows) == sorted(uuid.UUID(user(i)["login"]["uuid"]) for i in range(5))
     [reject] = _cassandra_rows(settings, unique_name, "rejected_users")
@@ -125,22 +126,26 @@ def test_an_unreachable_cassandra_is_a_retryable_error():
         quiver.CassandraSink(["127.0.0.1:1"], username="only")
 
 
-def _in_child(engine, sink, queue) -> None:
-    processed = engine.process("users", batch_of([user(i) for i in range(100, 103)]))
-    queue.put(engine.store("users", processed, [sink]).rows_written)
+def _in_child(sinks, queue) -> None:
+    queue.put(sinks.run("users", batch_of([user(i) for i in range(100, 103)])).rows_written)
 
 
 def test_a_forked_child_uses_its_own_runtime_and_connection(engine, settings, unique_name):
     """Made and used in the parent, then used in a forked child, like PySpark's workers."""
-    sink = quiver.CassandraSink([f"{settings.host}:{settings.cassandra_port}"], unique_name)
-    engine.store("users", engine.process("users", batch_of([user(1)])), [sink])
+    sinks = engine.sinks([quiver.CassandraSink([f"{settings.host}:{settings.cassandra_port}"], unique_name)])
+    sinks.run("users", batch_of([user(1)]))
     fork = multiprocessing.get_context("fork")
     queue = fork.Queue()
-    child = fork.Process(target=_in_child, args=(engine, sink, queue))
+    child = fork.Process(target=_in_child, args=(sinks, queue))
     child.start()
     child.join(timeout=120)
     assert child.exitcode == 0
     assert queue.get(timeout=5) == 3
     # The parent's own runtime and connection still work after the fork.
-    engine.store("users", engine.process("users", batch_of([user(2)])), [sink])
+    sinks.run("users", batch_of([user(2)]))
     assert len(_cassandra_rows(settings, unique_name, "created_users")) == 5
+
+
+def test_sinks_must_cover_every_sink_the_pipelines_name(engine):
+    with pytest.raises(quiver.PipelineError, match="cassandra"):
+        engine.sinks([])

@@ -17,4 +17,4 @@ pub mod window;
 pub use decode::{Decoded, UserFields, decode_user_fields, decode_users};
 pub use error::{CoreError, SchemaProblem};
 pub use pipeline::{Decoder, Engine, Pipeline, PipelineSpec, Processed, StageTimings};
-pub use sink::{NoSink, Sink, SinkError, SinkReport, SinkSet, Stored};
+pub use sink::{BatchRun, NoSink, Sink, SinkError, SinkReport, SinkSet, Stored};

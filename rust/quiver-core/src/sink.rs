@@ -2,7 +2,7 @@
 //! its pipeline returned `Ok`; callers acknowledge nothing before that.
 
 use crate::error::CoreError;
-use crate::pipeline::{Engine, Pipeline};
+use crate::pipeline::{Engine, Pipeline, Processed};
 use arrow::array::RecordBatch;
 use async_trait::async_trait;
 use std::collections::BTreeMap;
@@ -92,6 +92,32 @@ impl Stored {
     }
 }
 
+/// One batch after its run through a pipeline to the pipeline's sinks: the figures every
+/// engine acknowledges (the Flight service's `BatchAck`, the in-process engine's too).
+#[derive(Debug, Clone)]
+pub struct BatchRun {
+    pub processed: Processed,
+    pub stored: Stored,
+}
+
+impl BatchRun {
+    pub fn rows_in(&self) -> u64 {
+        self.processed.rows_in as u64
+    }
+
+    pub fn rows_out(&self) -> u64 {
+        self.processed.output.num_rows() as u64
+    }
+
+    pub fn rows_written(&self) -> u64 {
+        self.stored.rows_written()
+    }
+
+    pub fn rows_rejected(&self) -> u64 {
+        self.processed.rejects.num_rows() as u64
+    }
+}
+
 /// The sinks of a process, by name, checked to cover every sink its pipelines use, so
 /// that a missing sink is a start-up error and not a per-batch one.
 #[derive(Debug, Clone, Default)]
@@ -119,9 +145,34 @@ impl SinkSet {
         Ok(Self { sinks })
     }
 
-    /// Writes a processed batch's rows and rejects to every sink of `pipeline`, in order,
-    /// stopping at the first failure.
-    pub async fn store(
+    /// Stores one batch that [`Pipeline::process`] made: the second half of every engine's
+    /// per-batch run. The rows go to every sink of the pipeline unless `return_rows` (the
+    /// caller takes them back instead of storing them); the rejects always, since a reject
+    /// must never be dropped silently. Then both enter the pipeline's recent-output windows.
+    pub async fn store_processed(
+        &self,
+        pipeline: &Pipeline,
+        processed: Processed,
+        return_rows: bool,
+    ) -> Result<BatchRun, SinkError> {
+        let stored = if !return_rows || processed.rejects.num_rows() > 0 {
+            let rows = if return_rows {
+                RecordBatch::new_empty(processed.output.schema())
+            } else {
+                processed.output.clone()
+            };
+            self.store(pipeline, &rows, &processed.rejects).await?
+        } else {
+            Stored::default()
+        };
+        pipeline.window().push(processed.output.clone());
+        pipeline.rejects_window().push(processed.rejects.clone());
+        Ok(BatchRun { processed, stored })
+    }
+
+    /// Writes rows and rejects to every sink of `pipeline`, in order, stopping at the first
+    /// failure.
+    async fn store(
         &self,
         pipeline: &Pipeline,
         rows: &RecordBatch,

@@ -18,7 +18,7 @@ use arrow_flight::{
 use futures::stream::{self, BoxStream};
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
-use quiver_core::{CoreError, Engine, Pipeline, SinkError, SinkSet, Stored};
+use quiver_core::{CoreError, Engine, Pipeline, SinkError, SinkSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -188,55 +188,43 @@ impl QuiverFlight {
             .with_label_values(&[name, "sql"])
             .observe(processed.timings.sql.as_secs_f64());
 
-        // Rows returned to the caller are not stored, but their rejects are: the caller
-        // gets only their count, and a reject must never be dropped silently.
-        let rows = if store {
-            processed.output.clone()
-        } else {
-            RecordBatch::new_empty(processed.output.schema())
-        };
-        let stored = if store || processed.rejects.num_rows() > 0 {
-            let stored = self
-                .sinks
-                .store(pipeline, &rows, &processed.rejects)
-                .await
-                .map_err(|e| {
+        let run = self
+            .sinks
+            .store_processed(pipeline, processed, !store)
+            .await
+            .map_err(|e| {
                 m.sink_errors.with_label_values(&[e.sink()]).inc();
                 tracing::warn!(pipeline = name, batch_id = cmd.batch_id, partition = cmd.partition, error = %e, "sink write failed; batch not acknowledged");
                 sink_status(e)
             })?;
-            for (sink_name, report) in &stored.reports {
+        if !run.stored.reports.is_empty() {
+            for (sink_name, report) in &run.stored.reports {
                 m.rows_written
                     .with_label_values(&[name, sink_name])
                     .inc_by(report.rows_written);
             }
             m.stage_seconds
                 .with_label_values(&[name, "sink"])
-                .observe(stored.elapsed.as_secs_f64());
+                .observe(run.stored.elapsed.as_secs_f64());
             if let (true, Some(timestamps)) = (store, &kafka_timestamps) {
                 observe_write_latency(m, name, timestamps);
             }
-            stored
-        } else {
-            Stored::default()
-        };
-        pipeline.window().push(processed.output.clone());
-        pipeline.rejects_window().push(processed.rejects.clone());
+        }
         let ack = BatchAck {
             pipeline: name.to_string(),
             batch_id: cmd.batch_id,
             partition: cmd.partition,
             attempt: cmd.attempt,
             sequence,
-            rows_in: processed.rows_in as u64,
-            rows_out: processed.output.num_rows() as u64,
-            rows_written: stored.rows_written(),
-            rows_rejected: processed.rejects.num_rows() as u64,
-            decode_micros: micros(processed.timings.decode),
-            sql_micros: micros(processed.timings.sql),
-            sink_micros: micros(stored.elapsed),
+            rows_in: run.rows_in(),
+            rows_out: run.rows_out(),
+            rows_written: run.rows_written(),
+            rows_rejected: run.rows_rejected(),
+            decode_micros: micros(run.processed.timings.decode),
+            sql_micros: micros(run.processed.timings.sql),
+            sink_micros: micros(run.stored.elapsed),
         };
-        Ok((ack, processed.output))
+        Ok((ack, run.processed.output))
     }
 
     /// Runs an exchange's input batches through `run_batch`, up to `batches_in_flight` at

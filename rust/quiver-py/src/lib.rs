@@ -140,25 +140,58 @@ impl Engine {
         Ok(Processed { inner: processed })
     }
 
-    /// Writes a processed batch to every sink of the pipeline. Returns only when all of
-    /// them stored it; raises `SinkUnavailableError` when a retry can help.
-    fn store(
-        &self,
-        py: Python<'_>,
-        pipeline: &str,
-        processed: &Processed,
-        sinks: Vec<PyRef<'_, CassandraSink>>,
-    ) -> PyResult<Stored> {
-        let p = self.inner.pipeline(pipeline).map_err(core_err)?;
-        let sinks = sinks
-            .iter()
-            .map(|s| s.connection(py).map(|c| c as Arc<dyn Sink>))
-            .collect::<PyResult<Vec<_>>>()?;
-        let sinks = SinkSet::new(&self.inner, sinks).map_err(core_err)?;
-        let (rows, rejects) = (&processed.inner.output, &processed.inner.rejects);
-        let stored =
-            block_on(py, async move { sinks.store(&p, rows, rejects).await })?.map_err(sink_err)?;
-        Ok(Stored { inner: stored })
+    /// The sinks a batch run stores into, checked once: every sink the pipelines name must
+    /// be among them (`cassandra`).
+    fn sinks(&self, py: Python<'_>, sinks: Vec<Py<CassandraSink>>) -> PyResult<Sinks> {
+        let made = Sinks {
+            engine: self.inner.clone(),
+            sinks,
+            set: PerProcess::new(),
+        };
+        made.set(py)?;
+        Ok(made)
+    }
+}
+
+/// The sinks of an engine, from `Engine.sinks`: `run` decodes, transforms and stores one
+/// batch, as the Flight service does for each batch it receives.
+#[pyclass(frozen, module = "quiver")]
+struct Sinks {
+    engine: Arc<quiver_core::Engine>,
+    sinks: Vec<Py<CassandraSink>>,
+    // Made from this process's connections: a forked child makes its own.
+    set: PerProcess<SinkSet>,
+}
+
+impl Sinks {
+    fn set(&self, py: Python<'_>) -> PyResult<Arc<SinkSet>> {
+        self.set.get_or_try_init(|| {
+            let sinks = self
+                .sinks
+                .iter()
+                .map(|s| s.get().connection(py).map(|c| c as Arc<dyn Sink>))
+                .collect::<PyResult<Vec<_>>>()?;
+            SinkSet::new(&self.engine, sinks).map_err(core_err)
+        })
+    }
+}
+
+#[pymethods]
+impl Sinks {
+    /// Decodes a Kafka-shaped batch, runs the pipeline's SQL and stores the rows and the
+    /// rejects in every sink of the pipeline. Returns only when all of them stored it;
+    /// raises `SinkUnavailableError` when a retry can help.
+    fn run(&self, py: Python<'_>, pipeline: &str, batch: &Bound<'_, PyAny>) -> PyResult<BatchRun> {
+        let p = self.engine.pipeline(pipeline).map_err(core_err)?;
+        let input = arrow_ffi::import_batch(batch)?;
+        let set = self.set(py)?;
+        let run = block_on(py, async move {
+            let processed = p.process(&input).await.map_err(core_err)?;
+            set.store_processed(&p, processed, false)
+                .await
+                .map_err(sink_err)
+        })??;
+        Ok(BatchRun { inner: run })
     }
 }
 
@@ -208,24 +241,40 @@ impl Processed {
     }
 }
 
-/// What `Engine.store` wrote.
+/// What `Sinks.run` did with one batch: the figures of its acknowledgement.
 #[pyclass(frozen, module = "quiver")]
-struct Stored {
-    inner: quiver_core::Stored,
+struct BatchRun {
+    inner: quiver_core::BatchRun,
 }
 
 #[pymethods]
-impl Stored {
+impl BatchRun {
+    #[getter]
+    fn rows_in(&self) -> u64 {
+        self.inner.rows_in()
+    }
+
+    #[getter]
+    fn rows_out(&self) -> u64 {
+        self.inner.rows_out()
+    }
+
     /// Rows every sink of the pipeline stored.
     #[getter]
     fn rows_written(&self) -> u64 {
         self.inner.rows_written()
     }
 
+    #[getter]
+    fn rows_rejected(&self) -> u64 {
+        self.inner.rows_rejected()
+    }
+
     /// Per sink: (rows written, rejects written).
     #[getter]
     fn reports(&self) -> BTreeMap<String, (u64, u64)> {
         self.inner
+            .stored
             .reports
             .iter()
             .map(|(name, r)| (name.clone(), (r.rows_written, r.rejects_written)))
@@ -233,8 +282,18 @@ impl Stored {
     }
 
     #[getter]
-    fn seconds(&self) -> f64 {
-        self.inner.elapsed.as_secs_f64()
+    fn decode_seconds(&self) -> f64 {
+        self.inner.processed.timings.decode.as_secs_f64()
+    }
+
+    #[getter]
+    fn sql_seconds(&self) -> f64 {
+        self.inner.processed.timings.sql.as_secs_f64()
+    }
+
+    #[getter]
+    fn sink_seconds(&self) -> f64 {
+        self.inner.stored.elapsed.as_secs_f64()
     }
 }
 
@@ -387,7 +446,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_class::<Engine>()?;
     m.add_class::<Processed>()?;
-    m.add_class::<Stored>()?;
+    m.add_class::<Sinks>()?;
+    m.add_class::<BatchRun>()?;
     m.add_class::<CassandraSink>()?;
     m.add_function(wrap_pyfunction!(sql, m)?)?;
     m.add("QuiverError", py.get_type::<QuiverError>())?;

@@ -418,7 +418,9 @@ async fn batch(s: Settings) -> Result<()> {
     let plan = plan(&s)?;
     let timeout = s.timeout.unwrap_or(Duration::from_secs(30));
     let mut spec = PipelineSpec::users_with_sql("users", &pipeline_sql(s.sql_file.as_deref())?);
-    spec.sinks = vec!["postgres".into()];
+    // No per-batch sinks: the chunks are only processed here, and the Postgres load below
+    // stores them all in one transaction.
+    spec.sinks = Vec::new();
     // Planned before anything is read, so bad SQL fails at once.
     let engine = Engine::new(vec![spec], 0)
         .await

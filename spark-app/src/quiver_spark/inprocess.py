@@ -32,10 +32,10 @@ class InProcessTarget:
 
 
 # Per worker process: what each target needs, made on first use.
-_resources: dict[InProcessTarget, tuple] = {}
+_resources: dict[InProcessTarget, "quiver.Sinks"] = {}
 
 
-def _engine_and_sink(target: InProcessTarget):
+def _sinks(target: InProcessTarget):
     found = _resources.get(target)
     if found is None:
         import quiver
@@ -45,7 +45,7 @@ def _engine_and_sink(target: InProcessTarget):
         sink = quiver.CassandraSink(
             list(target.cassandra_nodes), target.cassandra_keyspace, username=username, password=password
         )
-        found = _resources[target] = (engine, sink)
+        found = _resources[target] = engine.sinks([sink])
     return found
 
 
@@ -61,7 +61,7 @@ def check(target: InProcessTarget) -> str | None:
             "scripts/setup builds it into the stack's Python environment, elsewhere: pip install rust/quiver-py"
         )
     try:
-        _engine_and_sink(target)
+        _sinks(target)
     except quiver.QuiverError as error:
         return f"--engine inprocess cannot run pipeline {target.pipeline!r}: {error}"
     return None
@@ -72,11 +72,10 @@ def process(
 ) -> pa.RecordBatch:
     """Transforms and stores `batches`; returns one acknowledgement per batch, as the
     Flight service would."""
-    engine, sink = _engine_and_sink(target)
+    sinks = _sinks(target)
     acks = []
     for sequence, batch in enumerate(b for b in batches if b.num_rows > 0):
-        processed = engine.process(target.pipeline, batch)
-        stored = engine.store(target.pipeline, processed, [sink])
+        run = sinks.run(target.pipeline, batch)
         acks.append(
             quiver_pb2.BatchAck(
                 pipeline=target.pipeline,
@@ -84,13 +83,13 @@ def process(
                 partition=partition,
                 attempt=attempt,
                 sequence=sequence,
-                rows_in=processed.rows_in,
-                rows_out=processed.rows_out,
-                rows_written=stored.rows_written,
-                rows_rejected=processed.rows_rejected,
-                decode_micros=round(processed.decode_seconds * 1e6),
-                sql_micros=round(processed.sql_seconds * 1e6),
-                sink_micros=round(stored.seconds * 1e6),
+                rows_in=run.rows_in,
+                rows_out=run.rows_out,
+                rows_written=run.rows_written,
+                rows_rejected=run.rows_rejected,
+                decode_micros=round(run.decode_seconds * 1e6),
+                sql_micros=round(run.sql_seconds * 1e6),
+                sink_micros=round(run.sink_seconds * 1e6),
             )
         )
     return acks_batch(acks)
