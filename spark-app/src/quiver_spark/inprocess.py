@@ -12,11 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from quiver_spark import quiver_pb2
 from quiver_spark.exchange import acks_batch
+
+if TYPE_CHECKING:
+    # Imported where it is used: the driver may lack the module (check() says so).
+    import quiver
 
 
 @dataclass(frozen=True)
@@ -32,10 +37,10 @@ class InProcessTarget:
 
 
 # Per worker process: what each target needs, made on first use.
-_resources: dict[InProcessTarget, "quiver.Sinks"] = {}
+_resources: dict[InProcessTarget, quiver.Sinks] = {}
 
 
-def _sinks(target: InProcessTarget):
+def _sinks(target: InProcessTarget) -> quiver.Sinks:
     found = _resources.get(target)
     if found is None:
         import quiver

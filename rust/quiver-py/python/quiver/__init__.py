@@ -22,8 +22,8 @@ from quiver._native import (
     Processed,
     QuiverError,
     SinkRejectedError,
-    SinkUnavailableError,
     Sinks,
+    SinkUnavailableError,
     __version__,
     sql,
 )
