@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--settle", type=float, default=0, help="seconds the stream idles before each latency phase")
     parser.add_argument("--max-offsets-per-trigger", type=int, default=200_000, help="micro-batch variants")
-    parser.add_argument("--checkpoint-interval", default="1 minute", help="realtime: the job's --checkpoint-interval")
+    parser.add_argument("--checkpoint-interval", default="5 minutes", help="realtime: the job's --checkpoint-interval")
     parser.add_argument("--rt-max-rows", type=int, default=2000, help="realtime: the job's --rt-max-rows")
     parser.add_argument("--rt-linger-ms", type=int, default=20, help="realtime: the job's --rt-linger-ms")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated: " + ", ".join(VARIANTS))

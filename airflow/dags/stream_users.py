@@ -43,10 +43,10 @@ from quiver_common import ROOT, TOPIC_PATTERN, kafka_bootstrap
             "until stopped; or a micro-batch interval such as '1 second', until stopped",
         ),
         "checkpoint_interval": Param(
-            "1 minute",
-            type="string",
+            None,
+            type=["null", "string"],
             pattern=r"^[0-9]+ (second|minute)s?$",
-            description="realtime: how often the query checkpoints (at least 5 seconds)",
+            description="realtime: how often the query checkpoints (at least 5 seconds) [default: the job's own]",
         ),
         "flight_endpoint": Param(
             os.environ.get("QUIVER_FLIGHT_ENDPOINT", "grpc://127.0.0.1:50051"),
@@ -80,7 +80,7 @@ def stream_users():
             )
         trigger = params["trigger"]
         args = ["--bootstrap-servers", kafka_bootstrap(), "--topic", params["topic"], "--trigger", trigger]
-        if trigger == "realtime":
+        if trigger == "realtime" and params["checkpoint_interval"]:
             args += ["--checkpoint-interval", params["checkpoint_interval"]]
         args += ["--engine", "flight", "--flight-endpoint", params["flight_endpoint"]]
         args += ["--pipeline", params["pipeline"]]

@@ -103,7 +103,7 @@ def test_the_token_file_variable_is_the_one_quiver_serve_reads(tmp_path):
 def test_realtime_settings_and_their_defaults():
     o = options.parse(["--trigger", "realtime"], env={})
     assert o.realtime and not o.available_now
-    assert (o.checkpoint_interval, o.rt_max_rows, o.rt_linger_ms) == ("1 minute", 2000, 20)
+    assert (o.checkpoint_interval, o.rt_max_rows, o.rt_linger_ms) == ("5 minutes", 2000, 20)
     # Real-time tasks are not retried, so the driver restarts the query; micro-batches rely
     # on Spark's task retries.
     assert o.max_restarts == 5
