@@ -8,8 +8,8 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use quiver_cassandra::{CassandraConfig, CassandraSink};
 use quiver_core::Sink;
-use quiver_core::synth::users_batch;
 use quiver_core::{Engine, PipelineSpec};
+use quiver_testkit::users_batch;
 
 const KEYSPACE: &str = "quiver_bench";
 

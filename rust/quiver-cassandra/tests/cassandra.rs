@@ -4,8 +4,8 @@
 
 use quiver_cassandra::{CassandraConfig, CassandraError, CassandraSink};
 use quiver_core::Sink;
-use quiver_core::synth::{kafka_batch, users};
 use quiver_core::{Engine, PipelineSpec};
+use quiver_testkit::{kafka_batch, users};
 use scylla::value::CqlTimestamp;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use uuid::Uuid;

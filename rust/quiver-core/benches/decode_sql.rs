@@ -5,8 +5,8 @@
 
 use arrow::array::AsArray;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use quiver_core::synth::users_batch;
 use quiver_core::{Engine, PipelineSpec, decode_users};
+use quiver_testkit::users_batch;
 use std::hint::black_box;
 
 // The allocator of the `quiver` binary, so the bench measures what the service runs.

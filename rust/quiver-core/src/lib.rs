@@ -11,7 +11,6 @@ pub mod error;
 pub mod pipeline;
 pub mod schema;
 pub mod sink;
-pub mod synth;
 pub mod window;
 
 pub use decode::{Decoded, UserFields, decode_user_fields, decode_users};

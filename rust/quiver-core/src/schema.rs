@@ -3,6 +3,9 @@
 //! Timestamps are milliseconds in UTC throughout: that is Kafka's and Cassandra's
 //! resolution, so no stage silently truncates.
 
+use arrow::array::{
+    BinaryArray, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
+};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use std::sync::{Arc, LazyLock};
 
@@ -28,6 +31,30 @@ pub fn kafka_input_schema() -> SchemaRef {
         ]))
     });
     S.clone()
+}
+
+/// A batch in [`kafka_input_schema`], without keys: `topic` on every row (or none), then per
+/// row its partition, offset, timestamp (ms) and value (`None`: a tombstone).
+pub fn kafka_input_batch(
+    topic: Option<&str>,
+    partitions: &[i32],
+    offsets: &[i64],
+    timestamps_ms: &[Option<i64>],
+    values: &[Option<&[u8]>],
+) -> RecordBatch {
+    let n = values.len();
+    RecordBatch::try_new(
+        kafka_input_schema(),
+        vec![
+            Arc::new(BinaryArray::from(vec![None::<&[u8]>; n])),
+            Arc::new(BinaryArray::from(values.to_vec())),
+            Arc::new(StringArray::from(vec![topic; n])),
+            Arc::new(Int32Array::from(partitions.to_vec())),
+            Arc::new(Int64Array::from(offsets.to_vec())),
+            Arc::new(TimestampMillisecondArray::from(timestamps_ms.to_vec()).with_timezone("UTC")),
+        ],
+    )
+    .expect("the columns follow kafka_input_schema and have one length")
 }
 
 /// randomuser 1.4 result objects, flattened with `_` (`location.street.number` is

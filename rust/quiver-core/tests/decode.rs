@@ -8,8 +8,8 @@ use arrow::datatypes::{
     DataType, Field, Float64Type, Int32Type, Int64Type, Schema, TimeUnit, TimestampMillisecondType,
 };
 use quiver_core::schema::users_schema;
-use quiver_core::synth::kafka_batch;
 use quiver_core::{CoreError, UserFields, decode_user_fields, decode_users};
+use quiver_testkit::kafka_batch;
 use std::sync::Arc;
 
 const NOW: i64 = 1_700_000_000_000;

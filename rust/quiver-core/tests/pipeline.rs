@@ -4,8 +4,8 @@
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Int32Type, Int64Type, TimestampMillisecondType};
 use quiver_core::schema::created_users_schema;
-use quiver_core::synth::{kafka_batch, users};
 use quiver_core::{CoreError, Engine, PipelineSpec, SchemaProblem};
+use quiver_testkit::{kafka_batch, users};
 
 fn ms(iso: &str) -> i64 {
     arrow::compute::kernels::cast_utils::string_to_timestamp_nanos(iso).unwrap() / 1_000_000

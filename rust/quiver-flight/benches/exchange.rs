@@ -14,10 +14,10 @@ use arrow_flight::flight_service_client::FlightServiceClient;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use futures::{StreamExt, stream};
 use prost::Message;
-use quiver_core::synth::users_batch;
 use quiver_core::{Engine, NoSink, PipelineSpec, SinkSet};
 use quiver_flight::proto::{BatchAck, ExchangeCommand};
 use quiver_flight::{Metrics, QuiverFlight, ServiceConfig};
+use quiver_testkit::users_batch;
 use std::sync::Arc;
 use tonic::transport::Channel;
 

@@ -11,11 +11,11 @@ use async_trait::async_trait;
 use futures::{TryStreamExt, stream};
 use prost::Message;
 use quiver_core::schema::created_users_schema;
-use quiver_core::synth::{kafka_batch, users_batch};
 use quiver_core::{Engine, NoSink, PipelineSpec, Sink, SinkError, SinkReport, SinkSet};
 use quiver_flight::client::{connect, sql};
 use quiver_flight::proto::{BatchAck, ExchangeCommand, SqlQuery};
 use quiver_flight::{Metrics, QuiverFlight, ServiceConfig, TlsIdentity};
+use quiver_testkit::{kafka_batch, users_batch};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 use tonic::Code;
@@ -152,7 +152,7 @@ fn code(e: FlightError) -> (Code, String) {
 }
 
 fn with_bad_records() -> RecordBatch {
-    let good = quiver_core::synth::users(9, 3);
+    let good = quiver_testkit::users(9, 3);
     let mut values: Vec<Option<&[u8]>> = good.iter().map(|s| Some(s.as_bytes())).collect();
     values.push(Some(b"{broken"));
     kafka_batch(&values, 2, 40)

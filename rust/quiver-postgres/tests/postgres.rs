@@ -3,9 +3,9 @@
 //! QUIVER_POSTGRES_PASSWORD_FILE, as `scripts/stack env` exports them). Each test writes
 //! its own tables and drops them afterwards.
 
-use quiver_core::synth::{kafka_batch, users};
 use quiver_core::{Engine, PipelineSpec};
 use quiver_postgres::{PostgresConfig, PostgresError, PostgresSink};
+use quiver_testkit::{kafka_batch, users};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 fn config(name: &str) -> PostgresConfig {

@@ -12,15 +12,12 @@
 //! nothing but `loaded_at`.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result, bail};
-use arrow::array::{
-    BinaryArray, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
-};
+use arrow::array::RecordBatch;
 use clap::ValueEnum;
-use quiver_core::schema::kafka_input_schema;
+use quiver_core::schema::kafka_input_batch;
 use quiver_core::{Engine, PipelineSpec};
 use quiver_kafka::KafkaConfig;
 use quiver_postgres::{PostgresConfig, PostgresSink};
@@ -269,26 +266,17 @@ impl Input {
     fn batches(&self) -> impl Iterator<Item = RecordBatch> + '_ {
         (0..self.len()).step_by(CHUNK).map(move |start| {
             let end = (start + CHUNK).min(self.len());
-            let n = end - start;
             let values: Vec<Option<&[u8]>> = self.values[start..end]
                 .iter()
                 .map(Option::as_deref)
                 .collect();
-            RecordBatch::try_new(
-                kafka_input_schema(),
-                vec![
-                    Arc::new(BinaryArray::from(vec![None::<&[u8]>; n])),
-                    Arc::new(BinaryArray::from(values)),
-                    Arc::new(StringArray::from(vec![self.topic.as_deref(); n])),
-                    Arc::new(Int32Array::from(self.partitions[start..end].to_vec())),
-                    Arc::new(Int64Array::from(self.offsets[start..end].to_vec())),
-                    Arc::new(
-                        TimestampMillisecondArray::from(self.timestamps[start..end].to_vec())
-                            .with_timezone("UTC"),
-                    ),
-                ],
+            kafka_input_batch(
+                self.topic.as_deref(),
+                &self.partitions[start..end],
+                &self.offsets[start..end],
+                &self.timestamps[start..end],
+                &values,
             )
-            .expect("the columns follow kafka_input_schema")
         })
     }
 }
