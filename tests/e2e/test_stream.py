@@ -365,6 +365,47 @@ def test_a_killed_driver_resumes_from_its_checkpoint(quiver_bin, settings, uniqu
     assert _stored_ids(settings, keyspace) == _produced_ids(settings, topic)
 
 
+@pytest.mark.parametrize("target", ["spark-submit", "its process group"])
+def test_a_sigterm_to_spark_submit_stops_the_job_gracefully(quiver_bin, settings, unique_name, tmp_path, target):
+    """A SIGTERM to spark-submit, or to its whole process group, as supervisord, systemd,
+    `timeout` and `docker compose stop` send it, stops the query between two batches: the
+    job logs its summary, exits 0 and leaves no process behind."""
+    topic = keyspace = unique_name
+    produce_users(quiver_bin, settings, topic, 500)
+    args = ["--engine", "inprocess", "--cassandra-nodes", f"{settings.host}:{settings.cassandra_port}"]
+    args += ["--cassandra-keyspace", keyspace]
+    command = stream_command(settings, topic, args, tmp_path / "checkpoint")
+    # Micro-batches every second until stopped.
+    command[command.index("available-now")] = "1 second"
+    log = tmp_path / "job.log"
+    with log.open("w") as out:
+        job = subprocess.Popen(command, stdout=out, stderr=out, start_new_session=True)
+    try:
+        _wait_for("the users in Cassandra", lambda: len(_stored_ids(settings, keyspace)) == 500, job, log)
+        drivers = [
+            int(child)
+            for children in Path(f"/proc/{job.pid}/task").glob("*/children")
+            for child in children.read_text().split()
+        ]
+        assert drivers, "spark-submit runs no Python driver"
+        if target == "spark-submit":
+            os.kill(job.pid, signal.SIGTERM)
+        else:
+            os.killpg(job.pid, signal.SIGTERM)
+        returncode = job.wait(timeout=120)
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+            job.wait()
+    text = log.read_text()
+    assert returncode == 0, text[-6000:]
+    assert "SIGTERM received" in text and "done: " in text, text[-6000:]
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() for pid in drivers) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in drivers), "the Python driver outlived the job"
+
+
 # Real-time mode: the query never ends by itself, so each test streams until Cassandra
 # holds what it waits for, then stops the job.
 REALTIME_ARGS = ["--trigger", "realtime", "--checkpoint-interval", "10 seconds", "--restart-backoff", "1"]

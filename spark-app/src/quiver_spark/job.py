@@ -299,12 +299,14 @@ def main(argv: list[str] | None = None) -> int:
 
     stop_requested = threading.Event()
 
-    def request_stop(signum, _frame):
-        log.info("%s received: stopping after the batch in flight", signal.Signals(signum).name)
+    def request_stop(signum, _frame=None, where: str = ""):
+        if not stop_requested.is_set():
+            log.info("%s received%s: stopping after the batch in flight", signal.Signals(signum).name, where)
         stop_requested.set()
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    stop_on_jvm_sigterm(spark, lambda: request_stop(signal.SIGTERM, where=" by spark-submit"))
 
     restarts = 0
     while True:
@@ -351,6 +353,43 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     return 0
+
+
+class _JvmTermHandler:
+    """A `sun.misc.SignalHandler` in Python, called from the JVM through py4j."""
+
+    def __init__(self, signal_class, on_term):
+        self.signal_class = signal_class
+        self.on_term = on_term
+        self.default = None
+
+    def handle(self, sig) -> None:
+        # A second SIGTERM gets the JVM's own handling: it ends the job at once.
+        self.signal_class.handle(sig, self.default)
+        self.on_term()
+
+    class Java:
+        implements = ["sun.misc.SignalHandler"]
+
+
+def stop_on_jvm_sigterm(spark, on_term) -> None:
+    """Makes a SIGTERM to spark-submit's JVM stop the query like one to this driver: that
+    is what supervisord, systemd, `timeout` and `docker compose stop` (spark-submit
+    is PID 1 in compose's spark-job) send, to the process or to its whole group. The JVM's
+    own handling exits at once, its shutdown hooks stopping the SparkContext under the
+    running batch."""
+    from pyspark.java_gateway import ensure_callback_server_started
+
+    gateway = spark.sparkContext._gateway
+    ensure_callback_server_started(gateway)
+    signal_class = gateway.jvm.sun.misc.Signal
+    handler = _JvmTermHandler(signal_class, on_term)
+    handler.default = signal_class.handle(signal_class("TERM"), handler)
+    # Held for the driver's life: the JVM calls it whenever a SIGTERM comes.
+    _jvm_handlers.append(handler)
+
+
+_jvm_handlers: list[_JvmTermHandler] = []
 
 
 def run_until_stopped(query, handler: BatchHandler, stop_requested: threading.Event):
