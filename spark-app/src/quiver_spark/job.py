@@ -8,6 +8,7 @@ micro-batch to the executors, which exchange it with the transformation service.
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import sys
 import tempfile
@@ -335,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
             options.max_restarts,
             options.checkpoint_location,
             delay,
-            first_line(failure),
+            failure_reason(failure),
         )
         if stop_requested.wait(delay):
             failure = None
@@ -345,11 +346,12 @@ def main(argv: list[str] | None = None) -> int:
     log.info("done: %s", handler.totals.summary())
     spark.stop()
     if failure is not None:
+        log.info("the query's failure in full: %s", failure)
         log.error(
             "the query failed%s; a restart resumes from checkpoint %s: %s",
             f" after {options.max_restarts} restarts" if options.max_restarts else "",
             options.checkpoint_location,
-            failure,
+            failure_reason(failure),
         )
         return 1
     return 0
@@ -409,7 +411,23 @@ def run_until_stopped(query, handler: BatchHandler, stop_requested: threading.Ev
     return query.exception()
 
 
-def first_line(error: BaseException) -> str:
-    """The message of a query's failure without the traceback Spark appends to it."""
+# A line that names an exception and its message, in a Python traceback or a JVM stack
+# trace ("Caused by: ..." included).
+_EXCEPTION_LINE = re.compile(r"^\s*(?:Caused by: )?([A-Za-z_][\w.]*(?:Error|Exception)): (\S.*)$")
+# Spark's and py4j's wrappers around the error that failed the query.
+_WRAPPERS = ("pyspark.", "py4j.", "org.apache.spark.", "java.util.concurrent.")
+
+
+def failure_reason(error: BaseException) -> str:
+    """One line that says why a query failed. Spark wraps the error of a task in layers of
+    its own, each with a stack trace: the reason is the innermost error that is not one of
+    those wrappers, quiver's own first (quiver_spark's, the JVM writer's, the module's)."""
     text = str(error).strip()
+    found = [m for m in map(_EXCEPTION_LINE.match, text.splitlines()) if m]
+    ours = [m for m in found if m.group(1).startswith("quiver")]
+    others = [m for m in found if not m.group(1).startswith(_WRAPPERS)]
+    for matches in (ours, others):
+        if matches:
+            name, message = matches[-1].groups()
+            return f"{name.rsplit('.', 1)[-1]}: {message}"
     return text.splitlines()[0] if text else type(error).__name__
