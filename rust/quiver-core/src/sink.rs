@@ -155,13 +155,12 @@ impl SinkSet {
         processed: Processed,
         return_rows: bool,
     ) -> Result<BatchRun, SinkError> {
-        let stored = if !return_rows || processed.rejects.num_rows() > 0 {
-            let rows = if return_rows {
-                RecordBatch::new_empty(processed.output.schema())
-            } else {
-                processed.output.clone()
-            };
-            self.store(pipeline, &rows, &processed.rejects).await?
+        let stored = if !return_rows {
+            self.store(pipeline, &processed.output, &processed.rejects)
+                .await?
+        } else if processed.rejects.num_rows() > 0 {
+            let no_rows = RecordBatch::new_empty(processed.output.schema());
+            self.store(pipeline, &no_rows, &processed.rejects).await?
         } else {
             Stored::default()
         };

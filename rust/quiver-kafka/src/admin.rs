@@ -37,14 +37,10 @@ pub enum TopicStatus {
 /// partition has a leader, so the first send cannot race the creation.
 pub fn ensure_topic(cfg: &KafkaConfig) -> Result<TopicStatus, Error> {
     cfg.validate()?;
-    let admin: AdminClient<DefaultClientContext> =
-        cfg.client_config()
-            .create()
-            .map_err(|error| Error::Client {
-                what: "admin client",
-                bootstrap: cfg.bootstrap_servers.clone(),
-                error,
-            })?;
+    let admin: AdminClient<DefaultClientContext> = cfg
+        .client_config()
+        .create()
+        .map_err(cfg.client_error("admin client"))?;
     let metadata = fetch_metadata(admin.inner(), cfg, None)?;
     if let Some(topic) = metadata.topics().iter().find(|t| t.name() == cfg.topic)
         && topic.error().is_none()

@@ -5,6 +5,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
+use rdkafka::error::KafkaError;
 
 use crate::Error;
 
@@ -115,6 +116,16 @@ impl KafkaConfig {
                 self.delivery_timeout.as_millis().to_string(),
             );
         config
+    }
+
+    /// The error of a Kafka `what` (client, consumer, producer) that could not be created
+    /// for these brokers.
+    pub(crate) fn client_error(&self, what: &'static str) -> impl FnOnce(KafkaError) -> Error + '_ {
+        move |error| Error::Client {
+            what,
+            bootstrap: self.bootstrap_servers.clone(),
+            error,
+        }
     }
 
     pub(crate) fn validate(&self) -> Result<(), Error> {

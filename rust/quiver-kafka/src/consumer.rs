@@ -45,11 +45,7 @@ pub fn read_range(
         // the deadline.
         .set("enable.partition.eof", "true")
         .create()
-        .map_err(|error| Error::Client {
-            what: "consumer",
-            bootstrap: cfg.bootstrap_servers.clone(),
-            error,
-        })?;
+        .map_err(cfg.client_error("consumer"))?;
     fetch_metadata(consumer.client(), cfg, Some(&cfg.topic))?;
     let (low, high) = consumer
         .fetch_watermarks(&cfg.topic, partition, cfg.connect_timeout)

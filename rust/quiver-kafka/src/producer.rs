@@ -154,11 +154,7 @@ impl Producer {
             .create_with_context(DeliveryContext {
                 stats: stats.clone(),
             })
-            .map_err(|error| Error::Client {
-                what: "producer",
-                bootstrap: cfg.bootstrap_servers.clone(),
-                error,
-            })?;
+            .map_err(cfg.client_error("producer"))?;
         // Connecting and learning the partition leaders now, instead of with the first
         // records, keeps start-up out of their delivery latency and fails early when the
         // cluster cannot be reached.

@@ -591,6 +591,7 @@ impl Feed<'_> {
         };
         let mut pages = Pages::new(client, users);
         while self.room() > 0 {
+            let number = pages.next_number();
             let fetched = runtime.block_on(async {
                 tokio::select! {
                     page = pages.next() => Some(page),
@@ -608,7 +609,7 @@ impl Feed<'_> {
                     .missing_key
                     .fetch_add(page.missing_key, Ordering::Relaxed);
                 tracing::warn!(
-                    page = pages.next_number() - 1,
+                    page = number,
                     skipped = page.missing_key,
                     "records without login.uuid cannot be keyed; not sent"
                 );

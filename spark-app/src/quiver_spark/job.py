@@ -386,12 +386,8 @@ def stop_on_jvm_sigterm(spark, on_term) -> None:
     ensure_callback_server_started(gateway)
     signal_class = gateway.jvm.sun.misc.Signal
     handler = _JvmTermHandler(signal_class, on_term)
+    # py4j keeps the Python object for as long as the JVM holds its proxy: here, for good.
     handler.default = signal_class.handle(signal_class("TERM"), handler)
-    # Held for the driver's life: the JVM calls it whenever a SIGTERM comes.
-    _jvm_handlers.append(handler)
-
-
-_jvm_handlers: list[_JvmTermHandler] = []
 
 
 def run_until_stopped(query, handler: BatchHandler, stop_requested: threading.Event):
