@@ -1,9 +1,12 @@
 //! Prometheus metrics of the service, registered in their own registry so tests and
 //! several services in one process do not collide.
 
+use prometheus::proto::MetricFamily;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
+use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -16,6 +19,10 @@ pub struct Metrics {
     pub write_latency_seconds: HistogramVec,
     pub sink_errors: IntCounterVec,
     pub inflight_batches: IntGauge,
+    offset_written: IntGaugeVec,
+    /// Serialises `offset_written`'s read-compare-set: batches of one partition may be
+    /// stored concurrently and the gauge must only move forward.
+    offset_lock: Arc<Mutex<()>>,
 }
 
 impl Metrics {
@@ -72,6 +79,16 @@ impl Metrics {
         registry.register(Box::new(write_latency_seconds.clone()))?;
         let inflight_batches = IntGauge::new("inflight_batches", "Batches being processed.")?;
         registry.register(Box::new(inflight_batches.clone()))?;
+        // Kafka lag is the broker's end offset minus this (minus one): the gauge says how
+        // far each partition has been written, whichever engine or attempt wrote it.
+        let offset_written = IntGaugeVec::new(
+            Opts::new(
+                "kafka_offset_written",
+                "Highest Kafka offset whose record (row or reject) the sinks have stored.",
+            ),
+            &["pipeline", "topic", "partition"],
+        )?;
+        registry.register(Box::new(offset_written.clone()))?;
         Ok(Self {
             registry,
             batches,
@@ -82,7 +99,26 @@ impl Metrics {
             write_latency_seconds,
             sink_errors,
             inflight_batches,
+            offset_written,
+            offset_lock: Arc::default(),
         })
+    }
+
+    /// Records that `pipeline` stored `topic`'s `partition` up to `offset` (a replayed,
+    /// older batch leaves the gauge where it is).
+    pub fn offset_written(&self, pipeline: &str, topic: &str, partition: i32, offset: i64) {
+        let _serial = self.offset_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let gauge =
+            self.offset_written
+                .with_label_values(&[pipeline, topic, &partition.to_string()]);
+        if offset > gauge.get() {
+            gauge.set(offset);
+        }
+    }
+
+    /// Every metric's current value, as the Prometheus client holds them.
+    pub fn gather(&self) -> Vec<MetricFamily> {
+        self.registry.gather()
     }
 
     /// The Prometheus text exposition of every metric.

@@ -4,8 +4,8 @@
 use crate::ipc::IpcReader;
 use crate::metrics::Metrics;
 use crate::proto::{BatchAck, ExchangeCommand, SqlQuery};
-use arrow::array::{ArrayRef, AsArray, RecordBatch};
-use arrow::datatypes::{Schema, TimestampMillisecondType};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::datatypes::{Int32Type, Int64Type, Schema, TimestampMillisecondType};
 use arrow::ipc::writer::IpcWriteOptions;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
@@ -163,6 +163,7 @@ impl QuiverFlight {
         // connection receiving the next batch among them), so they run on a blocking
         // thread and the transfer of the next batch overlaps this one's work.
         let kafka_timestamps = batch.column_by_name("timestamp").cloned();
+        let kafka_positions = store.then(|| KafkaPositions::of(&batch)).flatten();
         let job = pipeline.clone();
         let processed = tokio::task::spawn_blocking(move || {
             tokio::runtime::Handle::current().block_on(job.process(&batch))
@@ -209,6 +210,9 @@ impl QuiverFlight {
             if let (true, Some(timestamps)) = (store, &kafka_timestamps) {
                 observe_write_latency(m, name, timestamps);
             }
+        }
+        if let Some(positions) = kafka_positions {
+            positions.record(m, name);
         }
         let ack = BatchAck {
             pipeline: name.to_string(),
@@ -376,6 +380,51 @@ fn observe_write_latency(m: &Metrics, pipeline: &str, timestamps: &ArrayRef) {
     for ts in timestamps.iter().flatten() {
         // A clock step can put a timestamp in the future; that record took no time.
         histogram.observe((now_ms - ts).max(0) as f64 / 1000.0);
+    }
+}
+
+/// The Kafka coordinates of an input batch, kept to record how far each partition has
+/// been stored once the sinks succeed.
+struct KafkaPositions {
+    topics: ArrayRef,
+    partitions: ArrayRef,
+    offsets: ArrayRef,
+}
+
+impl KafkaPositions {
+    /// `None` when the batch lacks the columns (its schema is checked later, by the decoder).
+    fn of(batch: &RecordBatch) -> Option<Self> {
+        let column = |name| batch.column_by_name(name).cloned();
+        Some(Self {
+            topics: column("topic")?,
+            partitions: column("partition")?,
+            offsets: column("offset")?,
+        })
+    }
+
+    fn record(&self, m: &Metrics, pipeline: &str) {
+        let (Some(topics), Some(partitions), Some(offsets)) = (
+            self.topics.as_string_opt::<i32>(),
+            self.partitions.as_primitive_opt::<Int32Type>(),
+            self.offsets.as_primitive_opt::<Int64Type>(),
+        ) else {
+            return;
+        };
+        let mut highest = std::collections::BTreeMap::new();
+        for i in 0..offsets.len() {
+            let key = (
+                topics.is_valid(i).then(|| topics.value(i)),
+                partitions.value(i),
+            );
+            let offset = offsets.value(i);
+            highest
+                .entry(key)
+                .and_modify(|o: &mut i64| *o = (*o).max(offset))
+                .or_insert(offset);
+        }
+        for ((topic, partition), offset) in highest {
+            m.offset_written(pipeline, topic.unwrap_or(""), partition, offset);
+        }
     }
 }
 

@@ -205,6 +205,14 @@ async fn do_exchange_acknowledges_each_batch() {
         "{}",
         s.metrics.render()
     );
+    // How far each partition is stored (rejects count: they are stored too), for Kafka lag.
+    let text = s.metrics.render();
+    for line in [
+        "quiver_kafka_offset_written{partition=\"0\",pipeline=\"users\",topic=\"users_created\"} 99\n",
+        "quiver_kafka_offset_written{partition=\"2\",pipeline=\"users\",topic=\"users_created\"} 43\n",
+    ] {
+        assert!(text.contains(line), "{line} not in {text}");
+    }
 
     // The accepted rows are now visible to SQL over the recent-output window.
     let (_, batches) = sql(&mut c, "SELECT count(*) FROM users").await.unwrap();
@@ -458,6 +466,12 @@ async fn a_failed_sink_write_is_an_error_never_an_ack() {
         !s.metrics
             .render()
             .contains("quiver_write_latency_seconds_count"),
+        "{}",
+        s.metrics.render()
+    );
+    // ... nor as a Kafka position reached.
+    assert!(
+        !s.metrics.render().contains("quiver_kafka_offset_written"),
         "{}",
         s.metrics.render()
     );
