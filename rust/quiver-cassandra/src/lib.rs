@@ -184,6 +184,22 @@ impl CassandraSink {
         })
     }
 
+    /// One round trip to a node (`system.local`), for a health view: an error says
+    /// Cassandra cannot be reached now, whether or not batches are flowing.
+    pub async fn ping(&self) -> Result<(), SinkError> {
+        let mut statement =
+            scylla::statement::Statement::new("SELECT release_version FROM system.local");
+        statement.set_request_timeout(Some(self.config.request_timeout));
+        self.session
+            .query_unpaged(statement, ())
+            .await
+            .map(drop)
+            .map_err(|e| SinkError::Unavailable {
+                sink: SINK.into(),
+                message: format!("{} (nodes {})", e, self.config.nodes.join(",")),
+            })
+    }
+
     /// The driver session, for callers that read back what was written.
     pub fn session(&self) -> &Session {
         &self.session

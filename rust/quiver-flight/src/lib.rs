@@ -14,4 +14,5 @@ pub mod proto {
 pub use metrics::Metrics;
 pub use service::{
     DEFAULT_BATCHES_IN_FLIGHT, QuiverFlight, ServeError, ServiceConfig, TlsIdentity, serve,
+    token_matches,
 };

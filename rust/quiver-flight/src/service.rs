@@ -5,7 +5,10 @@ use crate::ipc::IpcReader;
 use crate::metrics::Metrics;
 use crate::proto::{BatchAck, ExchangeCommand, SqlQuery};
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use arrow::datatypes::{Int32Type, Int64Type, Schema, TimestampMillisecondType};
+use arrow::compute::cast;
+use arrow::datatypes::{
+    DataType, Int32Type, Int64Type, Schema, TimeUnit, TimestampMillisecondType,
+};
 use arrow::ipc::writer::IpcWriteOptions;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
@@ -370,9 +373,17 @@ fn read_ahead(
 /// Observes, for every record of a stored batch, the time from its Kafka timestamp to now.
 /// Records without a timestamp (clients that are not Spark may leave it out) are skipped.
 fn observe_write_latency(m: &Metrics, pipeline: &str, timestamps: &ArrayRef) {
-    let Some(timestamps) = timestamps.as_primitive_opt::<TimestampMillisecondType>() else {
+    // Spark's Arrow batches carry microseconds, the JVM writer's milliseconds.
+    let DataType::Timestamp(_, zone) = timestamps.data_type() else {
         return;
     };
+    let Ok(timestamps) = cast(
+        timestamps,
+        &DataType::Timestamp(TimeUnit::Millisecond, zone.clone()),
+    ) else {
+        return;
+    };
+    let timestamps = timestamps.as_primitive::<TimestampMillisecondType>();
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
@@ -622,6 +633,17 @@ impl FlightService for QuiverFlight {
     }
 }
 
+/// Whether `given` is the bearer token `expected`, compared in a time that does not
+/// reveal how long a prefix matched. The HTTP endpoints check their tokens with it too.
+pub fn token_matches(expected: &str, given: &str) -> bool {
+    given.len() == expected.len()
+        && given
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
 fn check_token(expected: &str, metadata: &MetadataMap) -> Result<(), Status> {
     let given = metadata
         .get("authorization")
@@ -632,14 +654,7 @@ fn check_token(expected: &str, metadata: &MetadataMap) -> Result<(), Status> {
                 "this server needs `authorization: Bearer <token>` (QUIVER_TOKEN)",
             )
         })?;
-    // Compare every byte so the time taken does not reveal the matching prefix.
-    let same = given.len() == expected.len()
-        && given
-            .bytes()
-            .zip(expected.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if same {
+    if token_matches(expected, given) {
         Ok(())
     } else {
         Err(Status::unauthenticated("the bearer token is wrong"))

@@ -2,7 +2,8 @@
 //! the status of each kind of bad input.
 
 use arrow::array::{AsArray, Int32Array, RecordBatch};
-use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, TimeUnit};
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::utils::batches_to_flight_data;
@@ -445,6 +446,37 @@ async fn bad_input_gets_a_specific_status_and_the_service_keeps_serving() {
         .await
         .unwrap();
     assert_eq!(acks[0].rows_out, 3);
+    s.stop().await;
+}
+
+/// Spark's own Arrow batches (mapInArrow) carry the Kafka timestamp in microseconds; the
+/// JVM writer's in milliseconds. Both count in the latency to the write.
+#[tokio::test]
+async fn microsecond_kafka_timestamps_count_in_the_write_latency() {
+    let s = start().await;
+    let mut c = client(&s).await;
+    let batch = users_batch(1, 20);
+    let micros = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    let i = batch.schema().index_of("timestamp").unwrap();
+    let mut fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields[i] = Field::new("timestamp", micros.clone(), true);
+    let mut columns = batch.columns().to_vec();
+    columns[i] = cast(&columns[i], &micros).unwrap();
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+    let acks = exchange_acks(&mut c, command("users", false), vec![batch])
+        .await
+        .unwrap();
+    assert_eq!(acks[0].rows_out, 20);
+    let text = s.metrics.render();
+    assert!(
+        text.contains("quiver_write_latency_seconds_count{pipeline=\"users\"} 20\n"),
+        "{text}"
+    );
     s.stop().await;
 }
 

@@ -105,3 +105,70 @@ pub fn read_range(
     }
     Ok(out)
 }
+
+/// A partition's log bounds: its first retained offset and the offset the next record gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogEnds {
+    pub partition: i32,
+    pub low: i64,
+    pub high: i64,
+}
+
+/// Reads the log bounds of topics again and again over one client (a lag monitor asks
+/// every few seconds; a new client per call would mean a new connection each time).
+pub struct EndOffsets {
+    consumer: BaseConsumer,
+    cfg: KafkaConfig,
+}
+
+impl EndOffsets {
+    /// Creates the client; nothing is sent to the brokers yet.
+    pub fn new(cfg: &KafkaConfig) -> Result<Self, Error> {
+        let consumer = cfg
+            .client_config()
+            .set("group.id", "quiver-end-offsets")
+            .set("enable.auto.commit", "false")
+            .create()
+            .map_err(cfg.client_error("consumer"))?;
+        Ok(Self {
+            consumer,
+            cfg: cfg.clone(),
+        })
+    }
+
+    /// Whether the cluster answers a metadata request within `connect_timeout`.
+    pub fn reachable(&self) -> Result<(), Error> {
+        fetch_metadata(self.consumer.client(), &self.cfg, None).map(drop)
+    }
+
+    /// Every partition of `topic` with its bounds, in partition order. Blocks up to the
+    /// config's `connect_timeout` per round trip.
+    pub fn of(&self, topic: &str) -> Result<Vec<LogEnds>, Error> {
+        let metadata = fetch_metadata(self.consumer.client(), &self.cfg, Some(topic))?;
+        let mut partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic && t.error().is_none())
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        partitions.sort_unstable();
+        partitions
+            .into_iter()
+            .map(|partition| {
+                let (low, high) = self
+                    .consumer
+                    .fetch_watermarks(topic, partition, self.cfg.connect_timeout)
+                    .map_err(|error| Error::Consume {
+                        topic: topic.to_string(),
+                        partition,
+                        error,
+                    })?;
+                Ok(LogEnds {
+                    partition,
+                    low,
+                    high,
+                })
+            })
+            .collect()
+    }
+}

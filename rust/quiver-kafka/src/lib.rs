@@ -12,7 +12,7 @@ mod producer;
 
 pub use admin::{TopicStatus, ensure_topic};
 pub use config::{Compression, KafkaConfig};
-pub use consumer::{Fetched, read_range};
+pub use consumer::{EndOffsets, Fetched, LogEnds, read_range};
 pub use error::Error;
 pub use producer::{DeliveryContext, DeliverySnapshot, DeliveryStats, Producer, SOURCE_HEADER};
 

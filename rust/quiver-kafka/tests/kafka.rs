@@ -4,7 +4,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use quiver_kafka::{
-    Compression, Error, KafkaConfig, Producer, SOURCE_HEADER, TopicStatus, ensure_topic, read_range,
+    Compression, EndOffsets, Error, KafkaConfig, Producer, SOURCE_HEADER, TopicStatus,
+    ensure_topic, read_range,
 };
 use quiver_source::synthetic::Synthetic;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -229,4 +230,33 @@ fn an_offset_range_is_read_exactly_and_a_range_outside_the_log_is_refused() {
     let err = read_range(&cfg, 0, Some(90), Some(120), timeout).unwrap_err();
     assert!(matches!(err, Error::OffsetRange { .. }), "{err}");
     assert!(err.to_string().contains("which holds 0..100"), "{err}");
+}
+
+#[test]
+#[ignore = "needs the local stack: scripts/stack up"]
+fn end_offsets_are_every_partition_s_log_bounds() {
+    let cfg = config("ends", 2, Compression::Lz4);
+    ensure_topic(&cfg).unwrap();
+    let ends = EndOffsets::new(&cfg).unwrap();
+    let before = ends.of(&cfg.topic).unwrap();
+    assert_eq!(
+        before
+            .iter()
+            .map(|e| (e.partition, e.low, e.high))
+            .collect::<Vec<_>>(),
+        [(0, 0, 0), (1, 0, 0)]
+    );
+    let producer = Producer::new(&cfg, "synthetic").unwrap();
+    for r in Synthetic::new(6).take(50) {
+        producer.send(&r.key, r.value.as_bytes()).unwrap();
+    }
+    producer.flush(Duration::from_secs(60)).unwrap();
+    let after = ends.of(&cfg.topic).unwrap();
+    assert_eq!(after.iter().map(|e| e.high).sum::<i64>(), 50, "{after:?}");
+    // A topic that does not exist has no partitions rather than an error.
+    assert!(
+        ends.of(&format!("{}-missing", cfg.topic))
+            .unwrap()
+            .is_empty()
+    );
 }

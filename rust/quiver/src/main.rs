@@ -2,6 +2,7 @@
 
 mod batch;
 mod config;
+mod dashboard;
 mod http;
 mod produce;
 mod serve;

@@ -3,6 +3,7 @@
 //! Settings come from, in rising priority: built-in defaults, the `[serve]` table of a
 //! TOML file (`--config`), `QUIVER_*` environment variables, and command-line flags.
 
+use crate::dashboard::{Dashboard, Link, Monitor, Probes};
 use anyhow::{Context, Result, bail};
 use quiver_cassandra::{CassandraConfig, CassandraSink};
 use quiver_core::{Engine, PipelineSpec, Sink, SinkSet};
@@ -26,7 +27,7 @@ pub struct Args {
     /// Flight (gRPC) listen address.
     #[arg(long, env = "QUIVER_FLIGHT_LISTEN")]
     flight_listen: Option<SocketAddr>,
-    /// HTTP listen address for /metrics and /healthz.
+    /// HTTP listen address for the dashboard (/), /metrics and /healthz.
     #[arg(long, env = "QUIVER_HTTP_LISTEN")]
     http_listen: Option<SocketAddr>,
 }
@@ -56,6 +57,10 @@ struct Settings {
     tls_key_file: Option<PathBuf>,
     cassandra: CassandraSettings,
     pipelines: Vec<PipelineSettings>,
+    /// Kafka's bootstrap servers, for the dashboard's lag per partition (off when unset).
+    kafka_bootstrap: Option<String>,
+    /// Links the dashboard shows to the stack's other tools (Spark UI, Airflow, ...).
+    dashboard_links: Vec<Link>,
 }
 
 impl Default for Settings {
@@ -72,6 +77,8 @@ impl Default for Settings {
             tls_key_file: None,
             cassandra: CassandraSettings::default(),
             pipelines: Vec::new(),
+            kafka_bootstrap: None,
+            dashboard_links: Vec::new(),
         }
     }
 }
@@ -183,6 +190,18 @@ fn load(args: &Args, env: Env) -> Result<(Settings, PathBuf)> {
     if let Some(v) = env("QUIVER_CASSANDRA_PASSWORD_FILE") {
         s.cassandra.password_file = Some(v.into());
     }
+    if let Some(v) = env("QUIVER_KAFKA_BOOTSTRAP") {
+        s.kafka_bootstrap = Some(v);
+    }
+    if let Some(v) = env("QUIVER_DASHBOARD_LINKS") {
+        s.dashboard_links = Link::parse_list(&v)
+            .map_err(|e| anyhow::anyhow!("environment variable QUIVER_DASHBOARD_LINKS: {e}"))?;
+    }
+    s.dashboard_links = std::mem::take(&mut s.dashboard_links)
+        .into_iter()
+        .map(Link::checked)
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow::anyhow!("[serve] dashboard_links: {e}"))?;
     // clap already merged the flags with their QUIVER_* variables.
     if let Some(v) = args.sink {
         s.sink = v;
@@ -308,6 +327,7 @@ async fn serve(args: Args) -> Result<()> {
     let http_listener = bind(settings.http_listen, "HTTP metrics", "QUIVER_HTTP_LISTEN").await?;
 
     let mut sinks: Vec<Arc<dyn Sink>> = Vec::new();
+    let mut cassandra_probe = None;
     match settings.sink {
         SinkKind::None => {}
         SinkKind::Cassandra => {
@@ -330,9 +350,25 @@ async fn serve(args: Args) -> Result<()> {
                 credentials,
             })
             .await?;
-            sinks.push(Arc::new(sink));
+            let sink = Arc::new(sink);
+            cassandra_probe = Some(sink.clone());
+            sinks.push(sink);
         }
     }
+    let kafka_probe = match &settings.kafka_bootstrap {
+        Some(bootstrap) => {
+            let cfg = quiver_kafka::KafkaConfig {
+                bootstrap_servers: bootstrap.clone(),
+                // A dashboard check, not a start-up: a down broker must not hold it long.
+                connect_timeout: Duration::from_secs(2),
+                ..quiver_kafka::KafkaConfig::default()
+            };
+            let client = quiver_kafka::EndOffsets::new(&cfg)
+                .with_context(|| format!("the dashboard's Kafka client for {bootstrap}"))?;
+            Some((Arc::new(client), bootstrap.clone()))
+        }
+        None => None,
+    };
 
     let metrics = Metrics::new().context("registering metrics")?;
     let sinks = SinkSet::new(&engine, sinks)?;
@@ -343,7 +379,21 @@ async fn serve(args: Args) -> Result<()> {
         let _ = rx.wait_for(|s| *s).await;
     };
 
-    let router = crate::http::health_and_metrics(move || metrics.render());
+    let probes = Probes {
+        cassandra: cassandra_probe,
+        kafka: kafka_probe,
+    };
+    let monitor = Arc::new(Monitor::new(metrics.clone(), &probes));
+    let monitoring = tokio::spawn(monitor.clone().run(probes));
+    let dashboard = Arc::new(Dashboard {
+        engine: engine.clone(),
+        monitor,
+        token: token.clone(),
+        links: settings.dashboard_links.clone(),
+        window_rows: settings.window_rows,
+    });
+    let router = crate::http::health_and_metrics(move || metrics.render())
+        .merge(crate::dashboard::router(dashboard));
     let http = tokio::spawn(
         axum::serve(http_listener, router)
             .with_graceful_shutdown(stopped(stop_rx.clone()))
@@ -363,6 +413,7 @@ async fn serve(args: Args) -> Result<()> {
     tracing::info!(
         flight = %settings.flight_listen,
         http = %settings.http_listen,
+        dashboard = %format!("http://{}/", settings.http_listen),
         sink = ?settings.sink,
         auth = token.is_some(),
         tls = tls.is_some(),
@@ -378,6 +429,7 @@ async fn serve(args: Args) -> Result<()> {
         }
     }
     tracing::info!("shutting down: finishing in-flight batches");
+    monitoring.abort();
     let _ = stop_tx.send(true);
     flight.await.context("Flight server task")??;
     http.await

@@ -1,0 +1,558 @@
+//! What the dashboard's live charts show: the service's Prometheus metrics sampled once a
+//! second into rates and latency percentiles, and the health of what the service depends
+//! on (Cassandra, and Kafka for the lag per partition).
+
+use prometheus::proto::MetricFamily;
+use quiver_cassandra::CassandraSink;
+use quiver_flight::Metrics;
+use quiver_kafka::EndOffsets;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Seconds of history kept (and shown to a page opened late): ten minutes.
+const HISTORY: usize = 600;
+/// The sampling step; the page polls at the same pace.
+pub const STEP: Duration = Duration::from_secs(1);
+/// Kafka and Cassandra are asked every few steps: each check is a network round trip.
+const PROBE_EVERY: u64 = 2;
+
+/// One step of the live charts. Rates are per second over the step; times are in ms and
+/// `None` when nothing happened in the step (a gap in the chart, not a zero).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Point {
+    /// End of the step, ms since the epoch.
+    pub t: i64,
+    pub rows_in: f64,
+    pub rows_written: f64,
+    pub rows_rejected: f64,
+    pub batches: f64,
+    pub batch_errors: f64,
+    pub sink_errors: f64,
+    /// Kafka timestamp to the sinks' acknowledgement, over the records stored in the step.
+    pub latency_p50_ms: Option<f64>,
+    pub latency_p95_ms: Option<f64>,
+    pub latency_p99_ms: Option<f64>,
+    /// Mean decode + SQL time of the step's batches.
+    pub process_ms: Option<f64>,
+    /// Mean and 99th percentile of the time the sinks took per batch.
+    pub store_ms: Option<f64>,
+    pub store_p99_ms: Option<f64>,
+    pub inflight_batches: i64,
+}
+
+/// A dependency's state as the page shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Part {
+    /// `ok`, `down`, `off` (not configured) or `unknown` (not checked yet).
+    pub state: &'static str,
+    /// What was checked, or what failed and how to fix it.
+    pub detail: String,
+    pub checked_at_ms: Option<i64>,
+}
+
+impl Part {
+    fn unknown(detail: impl Into<String>) -> Self {
+        Self {
+            state: "unknown",
+            detail: detail.into(),
+            checked_at_ms: None,
+        }
+    }
+
+    fn off(detail: impl Into<String>) -> Self {
+        Self {
+            state: "off",
+            detail: detail.into(),
+            checked_at_ms: None,
+        }
+    }
+
+    fn checked(ok: Result<String, String>, now_ms: i64) -> Self {
+        let (state, detail) = match ok {
+            Ok(detail) => ("ok", detail),
+            Err(detail) => ("down", detail),
+        };
+        Self {
+            state,
+            detail,
+            checked_at_ms: Some(now_ms),
+        }
+    }
+}
+
+/// Kafka lag of one partition: how far the log is ahead of what the sinks stored.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Lag {
+    pub pipeline: String,
+    pub topic: String,
+    pub partition: i32,
+    /// The offset the partition's next record will get.
+    pub end_offset: i64,
+    /// The highest offset stored, `None` before the first.
+    pub written_offset: Option<i64>,
+    /// Records in the log not yet stored (from the log's start when none is stored yet).
+    pub lag: i64,
+}
+
+/// The dependencies the monitor checks; `None` for one the service does not use.
+pub struct Probes {
+    pub cassandra: Option<Arc<CassandraSink>>,
+    /// The client and the bootstrap servers it asks (for the page's text).
+    pub kafka: Option<(Arc<EndOffsets>, String)>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Health {
+    pub cassandra: Part,
+    pub kafka: Part,
+    pub lag: Vec<Lag>,
+}
+
+/// The counters of one sample, summed over their labels.
+#[derive(Debug, Clone, Default)]
+struct Totals {
+    rows_in: f64,
+    rows_written: f64,
+    rows_rejected: f64,
+    batches_ok: f64,
+    batches_error: f64,
+    sink_errors: f64,
+    latency: Histogram,
+    process: Histogram,
+    store: Histogram,
+    inflight: i64,
+}
+
+/// A Prometheus histogram summed over label sets: cumulative counts by upper bound.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Histogram {
+    buckets: Vec<(f64, u64)>,
+    count: u64,
+    sum: f64,
+}
+
+impl Histogram {
+    fn add(&mut self, h: &prometheus::proto::Histogram) {
+        if self.buckets.is_empty() {
+            self.buckets = h
+                .get_bucket()
+                .iter()
+                .map(|b| (b.upper_bound(), 0))
+                .collect();
+        }
+        for (mine, theirs) in self.buckets.iter_mut().zip(h.get_bucket()) {
+            mine.1 += theirs.cumulative_count();
+        }
+        self.count += h.get_sample_count();
+        self.sum += h.get_sample_sum();
+    }
+
+    /// What was observed since `before`.
+    fn since(&self, before: &Histogram) -> Histogram {
+        let old = |i: usize| before.buckets.get(i).map_or(0, |b| b.1);
+        Histogram {
+            buckets: self
+                .buckets
+                .iter()
+                .enumerate()
+                .map(|(i, &(bound, n))| (bound, n.saturating_sub(old(i))))
+                .collect(),
+            count: self.count.saturating_sub(before.count),
+            sum: self.sum - before.sum,
+        }
+    }
+
+    /// The `q` quantile in seconds, interpolated inside its bucket as Prometheus'
+    /// `histogram_quantile` does (so its resolution is the buckets'); `None` when empty.
+    /// Observations above the last bound count as that bound.
+    fn quantile(&self, q: f64) -> Option<f64> {
+        if self.count == 0 {
+            return None;
+        }
+        let rank = q * self.count as f64;
+        let mut lower = (0.0, 0u64);
+        for &(bound, cumulative) in &self.buckets {
+            if cumulative as f64 >= rank {
+                let in_bucket = (cumulative - lower.1) as f64;
+                let into = if in_bucket > 0.0 {
+                    (rank - lower.1 as f64) / in_bucket
+                } else {
+                    1.0
+                };
+                return Some(lower.0 + (bound - lower.0) * into);
+            }
+            lower = (bound, cumulative);
+        }
+        Some(lower.0)
+    }
+
+    fn mean(&self) -> Option<f64> {
+        (self.count > 0).then(|| self.sum / self.count as f64)
+    }
+}
+
+fn label<'a>(m: &'a prometheus::proto::Metric, name: &str) -> Option<&'a str> {
+    m.get_label()
+        .iter()
+        .find(|l| l.name() == name)
+        .map(|l| l.value())
+}
+
+impl Totals {
+    fn of(families: &[MetricFamily]) -> Self {
+        let mut t = Totals::default();
+        for family in families {
+            for m in family.get_metric() {
+                let counter = m.get_counter().get_value();
+                match family.name() {
+                    "quiver_rows_in_total" => t.rows_in += counter,
+                    "quiver_rows_written_total" => t.rows_written += counter,
+                    "quiver_rows_rejected_total" => t.rows_rejected += counter,
+                    "quiver_sink_errors_total" => t.sink_errors += counter,
+                    "quiver_batches_total" if label(m, "outcome") == Some("ok") => {
+                        t.batches_ok += counter
+                    }
+                    "quiver_batches_total" => t.batches_error += counter,
+                    "quiver_write_latency_seconds" => t.latency.add(m.get_histogram()),
+                    "quiver_stage_seconds" => match label(m, "stage") {
+                        Some("sink") => t.store.add(m.get_histogram()),
+                        _ => t.process.add(m.get_histogram()),
+                    },
+                    "quiver_inflight_batches" => t.inflight = m.get_gauge().get_value() as i64,
+                    _ => {}
+                }
+            }
+        }
+        t
+    }
+}
+
+/// Written offsets by pipeline, topic and partition, from `quiver_kafka_offset_written`.
+fn written_offsets(families: &[MetricFamily]) -> BTreeMap<(String, String, i32), i64> {
+    families
+        .iter()
+        .filter(|f| f.name() == "quiver_kafka_offset_written")
+        .flat_map(|f| f.get_metric())
+        .filter_map(|m| {
+            Some((
+                (
+                    label(m, "pipeline")?.to_string(),
+                    label(m, "topic")?.to_string(),
+                    label(m, "partition")?.parse().ok()?,
+                ),
+                m.get_gauge().get_value() as i64,
+            ))
+        })
+        .collect()
+}
+
+/// Lag of every partition of the topics the pipelines have stored from.
+fn lag_of(
+    written: &BTreeMap<(String, String, i32), i64>,
+    ends: &BTreeMap<String, Vec<quiver_kafka::LogEnds>>,
+) -> Vec<Lag> {
+    let pipelines_of = |topic: &str| -> BTreeSet<&str> {
+        written
+            .keys()
+            .filter(|(_, t, _)| t == topic)
+            .map(|(p, _, _)| p.as_str())
+            .collect()
+    };
+    let mut out = Vec::new();
+    for (topic, partitions) in ends {
+        for pipeline in pipelines_of(topic) {
+            for end in partitions {
+                let key = (pipeline.to_string(), topic.clone(), end.partition);
+                let written_offset = written.get(&key).copied();
+                let next = written_offset.map_or(end.low, |o| o + 1);
+                out.push(Lag {
+                    pipeline: pipeline.to_string(),
+                    topic: topic.clone(),
+                    partition: end.partition,
+                    end_offset: end.high,
+                    written_offset,
+                    lag: (end.high - next).max(0),
+                });
+            }
+        }
+    }
+    out
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+struct State {
+    points: VecDeque<Point>,
+    last: Option<(i64, Totals)>,
+    health: Health,
+}
+
+/// Samples the service's metrics every [`STEP`] and checks its dependencies.
+pub struct Monitor {
+    metrics: Metrics,
+    state: RwLock<State>,
+}
+
+impl Monitor {
+    pub fn new(metrics: Metrics, probes: &Probes) -> Self {
+        let cassandra = match probes.cassandra {
+            Some(_) => Part::unknown("not checked yet"),
+            None => Part::off("the service stores nothing (--sink none)"),
+        };
+        let kafka = match &probes.kafka {
+            Some((_, bootstrap)) => Part::unknown(format!("{bootstrap}: not checked yet")),
+            None => Part::off(
+                "no Kafka address: set QUIVER_KAFKA_BOOTSTRAP (or kafka_bootstrap in [serve]) to see the lag",
+            ),
+        };
+        Self {
+            metrics,
+            state: RwLock::new(State {
+                points: VecDeque::with_capacity(HISTORY),
+                last: None,
+                health: Health {
+                    cassandra,
+                    kafka,
+                    lag: Vec::new(),
+                },
+            }),
+        }
+    }
+
+    /// Samples and probes until the task is aborted.
+    pub async fn run(self: Arc<Self>, probes: Probes) {
+        let mut tick = tokio::time::interval(STEP);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        for step in 0u64.. {
+            tick.tick().await;
+            self.sample(now_ms());
+            if step % PROBE_EVERY == 0 {
+                self.probe(&probes).await;
+            }
+        }
+    }
+
+    /// Adds the step that ends at `now` (ms); the first call only sets the baseline.
+    fn sample(&self, now: i64) {
+        let totals = Totals::of(&self.metrics.gather());
+        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        if let Some((then, before)) = state.last.take()
+            && now > then
+        {
+            let point = point(now, (now - then) as f64 / 1000.0, &totals, &before);
+            if state.points.len() == HISTORY {
+                state.points.pop_front();
+            }
+            state.points.push_back(point);
+        }
+        state.last = Some((now, totals));
+    }
+
+    async fn probe(&self, probes: &Probes) {
+        let cassandra = match &probes.cassandra {
+            Some(sink) => Some(Part::checked(
+                sink.ping()
+                    .await
+                    .map(|()| "answers".to_string())
+                    .map_err(|e| e.to_string()),
+                now_ms(),
+            )),
+            None => None,
+        };
+        let kafka = match &probes.kafka {
+            Some((client, bootstrap)) => {
+                let written = written_offsets(&self.metrics.gather());
+                let topics: BTreeSet<String> = written.keys().map(|(_, t, _)| t.clone()).collect();
+                let client = client.clone();
+                let asked = tokio::task::spawn_blocking(move || {
+                    client.reachable()?;
+                    topics
+                        .into_iter()
+                        .map(|topic| Ok((topic.clone(), client.of(&topic)?)))
+                        .collect::<Result<BTreeMap<_, _>, quiver_kafka::Error>>()
+                })
+                .await;
+                let (part, lag) = match asked {
+                    Ok(Ok(ends)) => (Ok(format!("{bootstrap}: answers")), lag_of(&written, &ends)),
+                    Ok(Err(e)) => (Err(e.to_string()), Vec::new()),
+                    Err(e) => (Err(format!("the Kafka check stopped: {e}")), Vec::new()),
+                };
+                Some((Part::checked(part, now_ms()), lag))
+            }
+            None => None,
+        };
+        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = cassandra {
+            state.health.cassandra = c;
+        }
+        if let Some((k, lag)) = kafka {
+            state.health.kafka = k;
+            state.health.lag = lag;
+        }
+    }
+
+    /// The steps that end after `after` (ms since the epoch), oldest first.
+    pub fn points_after(&self, after: i64) -> Vec<Point> {
+        let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+        state
+            .points
+            .iter()
+            .filter(|p| p.t > after)
+            .cloned()
+            .collect()
+    }
+
+    pub fn health(&self) -> Health {
+        self.state
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .health
+            .clone()
+    }
+}
+
+fn point(t: i64, seconds: f64, now: &Totals, before: &Totals) -> Point {
+    let rate = |a: f64, b: f64| ((a - b) / seconds).max(0.0);
+    let ms = |s: Option<f64>| s.map(|s| s * 1000.0);
+    let latency = now.latency.since(&before.latency);
+    let store = now.store.since(&before.store);
+    let process = now.process.since(&before.process);
+    let batches = now.batches_ok + now.batches_error - before.batches_ok - before.batches_error;
+    Point {
+        t,
+        rows_in: rate(now.rows_in, before.rows_in),
+        rows_written: rate(now.rows_written, before.rows_written),
+        rows_rejected: rate(now.rows_rejected, before.rows_rejected),
+        batches: (batches / seconds).max(0.0),
+        batch_errors: rate(now.batches_error, before.batches_error),
+        sink_errors: rate(now.sink_errors, before.sink_errors),
+        latency_p50_ms: ms(latency.quantile(0.50)),
+        latency_p95_ms: ms(latency.quantile(0.95)),
+        latency_p99_ms: ms(latency.quantile(0.99)),
+        // Decode and SQL are two observations per batch; their sum over the step's
+        // batches is what one batch took on average.
+        process_ms: ms((process.count > 0).then(|| process.sum / (process.count as f64 / 2.0))),
+        store_ms: ms(store.mean()),
+        store_p99_ms: ms(store.quantile(0.99)),
+        inflight_batches: now.inflight,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn histogram(buckets: &[(f64, u64)]) -> Histogram {
+        Histogram {
+            buckets: buckets.to_vec(),
+            count: buckets.last().map_or(0, |b| b.1),
+            sum: 0.0,
+        }
+    }
+
+    #[test]
+    fn quantiles_interpolate_inside_their_bucket() {
+        // 100 observations: 50 up to 10 ms, 40 in (10, 20], 10 in (20, 50].
+        let h = histogram(&[(0.01, 50), (0.02, 90), (0.05, 100), (f64::INFINITY, 100)]);
+        assert_eq!(h.quantile(0.5), Some(0.01));
+        let p75 = h.quantile(0.75).unwrap();
+        assert!((p75 - 0.01625).abs() < 1e-9, "{p75}");
+        let p99 = h.quantile(0.99).unwrap();
+        assert!((p99 - 0.047).abs() < 1e-9, "{p99}");
+        assert_eq!(histogram(&[(0.01, 0)]).quantile(0.5), None);
+        // Above the last finite bound: that bound, not infinity.
+        let over = histogram(&[(0.01, 0), (f64::INFINITY, 3)]);
+        assert_eq!(over.quantile(0.99), Some(0.01));
+    }
+
+    #[test]
+    fn a_step_is_the_difference_of_two_samples() {
+        let metrics = Metrics::new().unwrap();
+        let monitor = Monitor::new(
+            metrics.clone(),
+            &Probes {
+                cassandra: None,
+                kafka: None,
+            },
+        );
+        monitor.sample(1_000);
+        assert!(
+            monitor.points_after(0).is_empty(),
+            "the first sample is the baseline"
+        );
+        metrics.rows_in.with_label_values(&["users"]).inc_by(300);
+        metrics
+            .rows_rejected
+            .with_label_values(&["users"])
+            .inc_by(4);
+        metrics
+            .rows_written
+            .with_label_values(&["users", "cassandra"])
+            .inc_by(296);
+        metrics
+            .batches
+            .with_label_values(&["users", "ok"])
+            .inc_by(3);
+        metrics.batches.with_label_values(&["users", "error"]).inc();
+        for _ in 0..99 {
+            metrics
+                .write_latency_seconds
+                .with_label_values(&["users"])
+                .observe(0.004);
+        }
+        metrics
+            .write_latency_seconds
+            .with_label_values(&["users"])
+            .observe(2.5);
+        monitor.sample(3_000);
+        let points = monitor.points_after(0);
+        assert_eq!(points.len(), 1);
+        let p = &points[0];
+        assert_eq!(p.t, 3_000);
+        assert_eq!(
+            (p.rows_in, p.rows_written, p.rows_rejected),
+            (150.0, 148.0, 2.0)
+        );
+        assert_eq!((p.batches, p.batch_errors), (2.0, 0.5));
+        let p50 = p.latency_p50_ms.unwrap();
+        assert!(p50 > 3.0 && p50 <= 5.0, "{p50}");
+        assert!(p.latency_p99_ms.unwrap() <= 5.0, "{p:?}");
+        assert!(p.store_ms.is_none(), "no batch was stored: a gap, not 0");
+
+        monitor.sample(4_000);
+        let quiet = &monitor.points_after(3_000)[0];
+        assert_eq!((quiet.rows_in, quiet.latency_p50_ms), (0.0, None));
+    }
+
+    #[test]
+    fn lag_is_the_log_end_minus_what_was_stored() {
+        let written = BTreeMap::from([(("users".to_string(), "t".to_string(), 0), 89)]);
+        let ends = BTreeMap::from([(
+            "t".to_string(),
+            vec![
+                quiver_kafka::LogEnds {
+                    partition: 0,
+                    low: 0,
+                    high: 100,
+                },
+                quiver_kafka::LogEnds {
+                    partition: 1,
+                    low: 5,
+                    high: 25,
+                },
+            ],
+        )]);
+        let lag = lag_of(&written, &ends);
+        let rows: Vec<_> = lag
+            .iter()
+            .map(|l| (l.partition, l.written_offset, l.end_offset, l.lag))
+            .collect();
+        assert_eq!(rows, [(0, Some(89), 100, 10), (1, None, 25, 20)]);
+    }
+}
