@@ -331,3 +331,200 @@ fn preview(text: &str) -> String {
         None => text.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quiver_core::{NoSink, PipelineSpec, SinkSet};
+    use quiver_flight::Metrics;
+    use reqwest::StatusCode;
+
+    /// A dashboard over a `users` pipeline whose window holds 1,200 synthetic users and one
+    /// reject, served on a free port; returns its base URL.
+    async fn serve(token: Option<&str>) -> String {
+        let spec = PipelineSpec {
+            sinks: vec!["none".into()],
+            ..PipelineSpec::users()
+        };
+        let engine = Arc::new(Engine::new(vec![spec], 10_000).await.unwrap());
+        let pipeline = engine.pipeline("users").unwrap();
+        let sinks = SinkSet::new(&engine, vec![Arc::new(NoSink)]).unwrap();
+        let mut values: Vec<Vec<u8>> = quiver_testkit::users(3, 1200)
+            .into_iter()
+            .map(String::into_bytes)
+            .collect();
+        values.push(b"{not json".to_vec());
+        let values: Vec<Option<&[u8]>> = values.iter().map(|v| Some(v.as_slice())).collect();
+        let batch = quiver_testkit::kafka_batch(&values, 1, 0);
+        let processed = pipeline.process(&batch).await.unwrap();
+        sinks
+            .store_processed(&pipeline, processed, false)
+            .await
+            .unwrap();
+
+        let metrics = Metrics::new().unwrap();
+        let probes = Probes {
+            cassandra: None,
+            kafka: None,
+        };
+        let dashboard = Arc::new(Dashboard {
+            engine,
+            monitor: Arc::new(Monitor::new(metrics, &probes)),
+            token: token.map(str::to_string),
+            links: vec![Link {
+                name: "Spark UI".into(),
+                url: "http://127.0.0.1:9090".into(),
+            }],
+            window_rows: 10_000,
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(axum::serve(listener, router(dashboard)).into_future());
+        base
+    }
+
+    async fn query(base: &str, sql: &str) -> (StatusCode, Value) {
+        let response = reqwest::Client::new()
+            .post(format!("{base}/api/sql"))
+            .body(json!({ "sql": sql }).to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (
+            status,
+            serde_json::from_str(&response.text().await.unwrap()).unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn the_page_and_its_library_are_served_from_the_binary() {
+        let base = serve(None).await;
+        for (path, needle) in [
+            ("/", "/ui/uPlot.iife.min.js"),
+            ("/ui/app.js", "/api/series"),
+            ("/ui/uPlot.iife.min.js", "uPlot"),
+        ] {
+            let body = reqwest::get(format!("{base}{path}"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            assert!(body.contains(needle), "{path} lacks {needle}");
+        }
+        let overview: Value = reqwest::get(format!("{base}/api/overview"))
+            .await
+            .unwrap()
+            .json_text()
+            .await;
+        assert_eq!(overview["pipelines"][0]["name"], "users");
+        assert_eq!(overview["pipelines"][0]["rows"], 1200);
+        assert_eq!(overview["pipelines"][0]["rejects"], 1);
+        assert_eq!(overview["links"][0]["url"], "http://127.0.0.1:9090");
+        assert_eq!(overview["health"]["kafka"]["state"], "off");
+    }
+
+    #[tokio::test]
+    async fn sql_returns_typed_rows_capped_and_datafusion_s_error() {
+        let base = serve(None).await;
+        let (status, r) = query(
+            &base,
+            "SELECT gender, count(*) AS n FROM users GROUP BY gender ORDER BY gender",
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{r}");
+        assert_eq!(r["columns"][1]["name"], "n");
+        let total: i64 = r["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| row[1].as_i64().unwrap())
+            .sum();
+        assert_eq!(total, 1200, "counts are JSON numbers: {r}");
+
+        let (_, r) = query(&base, "SELECT id FROM users").await;
+        assert_eq!(r["rows_total"], 1200);
+        assert_eq!(r["rows"].as_array().unwrap().len(), SQL_ROW_LIMIT);
+        assert_eq!(r["truncated"], true);
+
+        // A reject's raw value reads as the text it was.
+        let (_, r) = query(&base, "SELECT raw_value, reason FROM users_rejects").await;
+        assert_eq!(r["rows"][0][0], "{not json", "{r}");
+
+        let (status, r) = query(&base, "SELECT nope FROM users").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let message = r["error"].as_str().unwrap();
+        assert!(
+            message.contains("nope"),
+            "DataFusion's own words: {message}"
+        );
+
+        let (status, r) = query(&base, "DROP TABLE users").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "read-only: {r}");
+    }
+
+    #[tokio::test]
+    async fn with_a_token_the_api_needs_it_and_the_page_does_not() {
+        let base = serve(Some("s3cret")).await;
+        let client = reqwest::Client::new();
+        let page = client.get(format!("{base}/")).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        let text = page.text().await.unwrap();
+        assert!(!text.contains("s3cret"));
+        for auth in [None, Some("Bearer wrong")] {
+            let mut request = client.get(format!("{base}/api/overview"));
+            if let Some(auth) = auth {
+                request = request.header("Authorization", auth);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{auth:?}");
+        }
+        let response = client
+            .post(format!("{base}/api/sql"))
+            .body(r#"{"sql": "SELECT 1"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let response = client
+            .get(format!("{base}/api/overview"))
+            .header("Authorization", "Bearer s3cret")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(!response.text().await.unwrap().contains("s3cret"));
+    }
+
+    #[test]
+    fn links_are_name_equals_http_url() {
+        let links = Link::parse_list("Spark UI=http://127.0.0.1:9090, Airflow=https://af.example/")
+            .unwrap();
+        assert_eq!(
+            links
+                .iter()
+                .map(|l| (l.name.as_str(), l.url.as_str()))
+                .collect::<Vec<_>>(),
+            [
+                ("Spark UI", "http://127.0.0.1:9090"),
+                ("Airflow", "https://af.example/")
+            ]
+        );
+        let err = Link::parse_list("x=javascript:alert(1)").unwrap_err();
+        assert!(err.contains("http:// or https://"), "{err}");
+        let err = Link::parse_list("http://no-name").unwrap_err();
+        assert!(err.contains("NAME=URL"), "{err}");
+    }
+
+    /// reqwest is built without its `json` feature here.
+    trait JsonText {
+        async fn json_text(self) -> Value;
+    }
+
+    impl JsonText for reqwest::Response {
+        async fn json_text(self) -> Value {
+            serde_json::from_str(&self.text().await.unwrap()).unwrap()
+        }
+    }
+}

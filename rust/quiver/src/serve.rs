@@ -570,6 +570,46 @@ mod tests {
     }
 
     #[test]
+    fn dashboard_links_and_kafka_come_from_the_file_or_the_environment() {
+        let scratch = scratch();
+        let dir = scratch.path();
+        let file = write(
+            dir,
+            "quiver.toml",
+            "[serve]\nkafka_bootstrap = \"k1:9092\"\n\
+             [[serve.dashboard_links]]\nname = \"Spark UI\"\nurl = \"http://127.0.0.1:9090\"\n",
+        );
+        let (s, _) = load(&args(Some(file.clone())), &|_| None).unwrap();
+        assert_eq!(s.kafka_bootstrap.as_deref(), Some("k1:9092"));
+        assert_eq!(s.dashboard_links[0].name, "Spark UI");
+        let env = |k: &str| match k {
+            "QUIVER_KAFKA_BOOTSTRAP" => Some("k2:9092".to_string()),
+            "QUIVER_DASHBOARD_LINKS" => Some("Airflow=http://127.0.0.1:8080".to_string()),
+            _ => None,
+        };
+        let (s, _) = load(&args(Some(file)), &env).unwrap();
+        assert_eq!(s.kafka_bootstrap.as_deref(), Some("k2:9092"));
+        assert_eq!(s.dashboard_links[0].url, "http://127.0.0.1:8080");
+
+        let bad = write(
+            dir,
+            "bad.toml",
+            "[[serve.dashboard_links]]\nname = \"x\"\nurl = \"javascript:alert(1)\"\n",
+        );
+        let err = load(&args(Some(bad)), &|_| None).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("http:// or https://"),
+            "{err:#}"
+        );
+        let env = |k: &str| (k == "QUIVER_DASHBOARD_LINKS").then(|| "no-url".to_string());
+        let err = load(&args(None), &env).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("QUIVER_DASHBOARD_LINKS"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
     fn an_empty_secret_file_is_refused() {
         let scratch = scratch();
         let dir = scratch.path();

@@ -175,6 +175,9 @@ impl Histogram {
         let mut lower = (0.0, 0u64);
         for &(bound, cumulative) in &self.buckets {
             if cumulative as f64 >= rank {
+                if !bound.is_finite() {
+                    return Some(lower.0);
+                }
                 let in_bucket = (cumulative - lower.1) as f64;
                 let into = if in_bucket > 0.0 {
                     (rank - lower.1 as f64) / in_bucket
