@@ -7,6 +7,7 @@ const STEP_MS = 1000;
 const ANALYTICS_EVERY_MS = 5000;
 const REJECTS_EVERY_MS = 2000;
 const IDLE_AFTER_S = 10;
+const HISTORY_S = 600;
 
 const state = {
   token: sessionStorage.getItem("quiver-token"),
@@ -73,12 +74,18 @@ function renderParts() {
     add("quiver serve", "ok", "answers");
   }
   const h = state.health;
-  if (h) {
+  if (h && state.serviceDown) {
+    // What the service last said about them may no longer hold.
+    add("Cassandra", "unknown", `last known: ${h.cassandra.state}`);
+    add("Kafka", "unknown", `last known: ${h.kafka.state}`);
+  } else if (h) {
     add("Cassandra", h.cassandra.state, h.cassandra.detail);
     add("Kafka", h.kafka.state, h.kafka.detail);
   }
   let stream;
-  if (state.lastBatchAt === null) {
+  if (state.serviceDown) {
+    stream = ["unknown", "the service does not answer"];
+  } else if (state.lastBatchAt === null) {
     stream = ["idle", "no batch yet: start the Spark job (or another client) to stream into this service"];
   } else {
     const ago = (Date.now() - state.lastBatchAt) / 1000;
@@ -116,7 +123,8 @@ function makeChart(id, series) {
     height: 220,
     series: [{}, ...series.map(([label, , stroke]) => ({ label, stroke, width: 1.5, spanGaps: false }))],
     axes: [{}, { size: 60 }],
-    scales: { x: { time: true } },
+    // Always the last ten minutes, so that a chart with few points does not zoom in on them.
+    scales: { x: { time: true, range: () => [Date.now() / 1000 - HISTORY_S, Date.now() / 1000] } },
   };
   return new uPlot(opts, [[], ...series.map(() => [])], target);
 }
@@ -142,7 +150,8 @@ function renderLive() {
     ["written / s", fmt(mean("rows_written"))],
     ["rejected / s", fmt(mean("rows_rejected"), 1)],
     ["latency p99, ms", fmt(last?.latency_p99_ms ?? null, 1)],
-    ["Kafka lag", fmt(state.health ? state.health.lag.reduce((a, l) => a + l.lag, 0) : null)],
+    ["Kafka lag", fmt(state.health?.kafka.state === "ok" && state.health.lag.length
+      ? state.health.lag.reduce((a, l) => a + l.lag, 0) : null)],
   ];
   $("kpis").replaceChildren(...kpis.map(([label, value]) => {
     const d = el("div", label, "kpi");
@@ -158,7 +167,7 @@ async function pollSeries() {
     if (p.batches > 0) state.lastBatchAt = p.t;
   }
   if (state.points.length) state.after = state.points.at(-1).t;
-  state.points = state.points.slice(-600);
+  state.points = state.points.slice(-HISTORY_S);
   renderLive();
 }
 
