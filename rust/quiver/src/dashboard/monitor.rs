@@ -374,16 +374,19 @@ impl Monitor {
                 let topics: BTreeSet<String> = written.keys().map(|(_, t, _)| t.clone()).collect();
                 let client = client.clone();
                 let asked = tokio::task::spawn_blocking(move || {
-                    client.reachable()?;
+                    client.reachable().map_err(|e| e.to_string())?;
                     topics
                         .into_iter()
-                        .map(|topic| Ok((topic.clone(), client.of(&topic)?)))
-                        .collect::<Result<BTreeMap<_, _>, quiver_kafka::Error>>()
+                        .map(|topic| {
+                            let ends = client.of(&topic).map_err(|e| e.to_string())?;
+                            Ok((topic, ends))
+                        })
+                        .collect::<Result<BTreeMap<_, _>, String>>()
                 })
                 .await;
                 let (part, lag) = match asked {
                     Ok(Ok(ends)) => (Ok(format!("{bootstrap}: answers")), lag_of(&written, &ends)),
-                    Ok(Err(e)) => (Err(e.to_string()), Vec::new()),
+                    Ok(Err(e)) => (Err(e), Vec::new()),
                     Err(e) => (Err(format!("the Kafka check stopped: {e}")), Vec::new()),
                 };
                 Some((Part::checked(part, now_ms()), lag))
