@@ -1434,6 +1434,14 @@ def cmd_env(s: Settings) -> int:
         "QUIVER_POSTGRES_URL": f"postgresql://{s.postgres_user}@{s.host}:{s.postgres_port}/{s.postgres_db}",
         "QUIVER_POSTGRES_PASSWORD_FILE": str(s.postgres_password_file),
         "QUIVER_AIRFLOW_URL": s.airflow_url,
+        # The links quiver serve's dashboard shows to the stack's other web pages.
+        "QUIVER_DASHBOARD_LINKS": ",".join(
+            [
+                f"Spark master=http://{s.host}:{s.spark_master_ui_port}",
+                f"Spark worker=http://{s.host}:{s.spark_worker_ui_port}",
+                f"Airflow={s.airflow_url}",
+            ]
+        ),
         **spark_env(s),
     }
     for k, v in env.items():
