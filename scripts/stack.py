@@ -6,6 +6,7 @@ Run it through scripts/stack (which picks the project's Python environment):
 
     scripts/stack up [COMPONENT...]      start (in order) and wait until each answers
     scripts/stack up --with-airflow      ... and Airflow's API server, scheduler and DAG processor
+    scripts/stack up --with-monitoring   ... and Prometheus, scraping every component
     scripts/stack down                   stop everything the stack started
     scripts/stack status                 every component, its port, whether it answers
     scripts/stack check [--serve]        what would stop it starting: taken ports, memory, disk
@@ -80,6 +81,10 @@ class Settings:
     kafka_port: int = field(default_factory=lambda: _port("KAFKA_PORT", 9092))
     kafka_controller_port: int = field(default_factory=lambda: _port("KAFKA_CONTROLLER_PORT", 9093))
     kafka_heap: str = field(default_factory=lambda: _env("KAFKA_HEAP", "1g"))
+    # Where the JMX exporter agents of Kafka and Cassandra answer Prometheus.
+    kafka_metrics_port: int = field(default_factory=lambda: _port("KAFKA_METRICS_PORT", 9404))
+    cassandra_metrics_port: int = field(default_factory=lambda: _port("CASSANDRA_METRICS_PORT", 9405))
+    prometheus_port: int = field(default_factory=lambda: _port("PROMETHEUS_PORT", 9096))
     cassandra_port: int = field(default_factory=lambda: _port("CASSANDRA_PORT", 9042))
     cassandra_storage_port: int = field(default_factory=lambda: _port("CASSANDRA_STORAGE_PORT", 7000))
     cassandra_jmx_port: int = field(default_factory=lambda: _port("CASSANDRA_JMX_PORT", 7199))
@@ -123,6 +128,11 @@ class Settings:
 
     def lib(self, name: str) -> Path:
         return self.state / "lib" / name
+
+    @property
+    def jmx_exporter_jar(self) -> Path:
+        version = self.versions["JMX_EXPORTER_VERSION"]
+        return self.lib(f"jmx-exporter-{version}") / f"jmx_prometheus_javaagent-{version}.jar"
 
     @property
     def kafka_lib(self) -> Path:
@@ -248,8 +258,21 @@ class Component:
     start_timeout: float
     run_as_postgres: bool = False
     after_start: Callable[[Settings], None] | None = None
-    # Started only when asked for by name or with --with-airflow; not needed for 'status' to pass.
+    # Started only when asked for by name or with --with-airflow / --with-monitoring; not
+    # needed for 'status' to pass.
     optional: bool = False
+
+
+MONITORING = ROOT / "monitoring"
+
+
+def jmx_agent(s: Settings, component: str, port: int) -> str:
+    """The JVM flag that serves the component's metrics (monitoring/jmx/COMPONENT.yaml) to
+    Prometheus on `port`."""
+    jar = s.jmx_exporter_jar
+    if not jar.is_file():
+        raise StackError(f"the Prometheus JMX exporter is missing ({jar}): run scripts/setup")
+    return f"-javaagent:{jar}={s.host}:{port}:{MONITORING / 'jmx' / f'{component}.yaml'}"
 
 
 def kafka_prepare(s: Settings) -> Path:
@@ -337,6 +360,7 @@ def kafka_prepare(s: Settings) -> Path:
             "-Djava.awt.headless=true",
             f"-Dkafka.logs.dir={s.logs('kafka')}",
             f"-Dlog4j2.configurationFile={log4j}",
+            jmx_agent(s, "kafka", s.kafka_metrics_port),
             "-cp",
             classpath,
             "kafka.Kafka",
@@ -483,6 +507,7 @@ def cassandra_prepare(s: Settings) -> Path:
             "-Xss256k",
             *CASSANDRA_JAVA17_FLAGS,
             f"-javaagent:{jamm[-1]}",
+            jmx_agent(s, "cassandra", s.cassandra_metrics_port),
             f"-Dcassandra.config=file://{yaml}",
             "-Dcassandra-foreground=yes",
             f"-Dcassandra.storagedir={data}",
@@ -541,8 +566,24 @@ def spark_write_conf(s: Settings) -> None:
         "spark.ui.showConsoleProgress": "false",
         # Small jobs on two cores: Spark's default of 200 shuffle partitions is all overhead.
         "spark.sql.shuffle.partitions": "4",
+        # Prometheus: each query's progress (latency, input and processing rates) as
+        # metrics, under a fixed namespace rather than the application id of each run, and
+        # the executors' metrics on the driver's UI (/metrics/executors/prometheus).
+        "spark.sql.streaming.metricsEnabled": "true",
+        "spark.metrics.namespace": "quiver",
+        "spark.ui.prometheus.enabled": "true",
     }
     _write(s.spark_conf_dir / "spark-defaults.conf", "".join(f"{k} {v}\n" for k, v in defaults.items()))
+    # Spark's own Prometheus servlet on every UI: the master's and worker's status pages and
+    # the driver's (4040) at /metrics/prometheus, the master's applications at
+    # /metrics/applications/prometheus.
+    _write(
+        s.spark_conf_dir / "metrics.properties",
+        "*.sink.prometheusServlet.class=org.apache.spark.metrics.sink.PrometheusServlet\n"
+        "*.sink.prometheusServlet.path=/metrics/prometheus\n"
+        "master.sink.prometheusServlet.path=/metrics/master/prometheus\n"
+        "applications.sink.prometheusServlet.path=/metrics/applications/prometheus\n",
+    )
     _write(
         s.spark_conf_dir / "log4j2.properties",
         "\n".join(
@@ -901,6 +942,57 @@ def airflow_dag_processor_prepare(s: Settings) -> Path:
     return _airflow_launcher(s, "airflow-dag-processor", ["dag-processor"])
 
 
+PROMETHEUS = Path("/usr/bin/prometheus")
+# Where quiver's own processes answer Prometheus on the local stack: `quiver serve`'s HTTP
+# port, and `quiver produce --metrics-addr` (not started by the stack).
+SERVE_METRICS_PORT = 9464
+PRODUCE_METRICS_PORT = 9465
+SPARK_DRIVER_UI_PORT = 4040
+
+
+def prometheus_targets(s: Settings) -> dict[str, str]:
+    """monitoring/prometheus/prometheus.yml's jobs and where each answers on this stack."""
+    return {
+        "prometheus": f"{s.host}:{s.prometheus_port}",
+        "quiver-serve": f"{s.host}:{SERVE_METRICS_PORT}",
+        "quiver-produce": f"{s.host}:{PRODUCE_METRICS_PORT}",
+        "kafka": f"{s.host}:{s.kafka_metrics_port}",
+        "cassandra": f"{s.host}:{s.cassandra_metrics_port}",
+        "spark-master": f"{s.host}:{s.spark_master_ui_port}",
+        "spark-worker": f"{s.host}:{s.spark_worker_ui_port}",
+        "spark-driver": f"{s.host}:{SPARK_DRIVER_UI_PORT}",
+    }
+
+
+def prometheus_prepare(s: Settings) -> Path:
+    if not PROMETHEUS.is_file():
+        raise StackError(f"Prometheus is not installed ({PROMETHEUS}): run scripts/setup")
+    conf = s.run / "prometheus"
+    config = _write(conf / "prometheus.yml", (MONITORING / "prometheus" / "prometheus.yml").read_text())
+    for job, target in prometheus_targets(s).items():
+        _write(conf / "targets" / f"{job}.json", json.dumps([{"targets": [target]}]) + "\n")
+    return _launcher(
+        s,
+        "prometheus",
+        {},
+        [
+            str(PROMETHEUS),
+            f"--config.file={config}",
+            f"--storage.tsdb.path={s.data('prometheus')}",
+            "--storage.tsdb.retention.time=2d",
+            f"--web.listen-address={s.host}:{s.prometheus_port}",
+        ],
+    )
+
+
+def prometheus_healthy(s: Settings) -> str:
+    with urllib.request.urlopen(f"http://{s.host}:{s.prometheus_port}/-/ready", timeout=2) as response:
+        response.read()
+    targets = _http_json(f"http://{s.host}:{s.prometheus_port}/api/v1/targets?state=active")["data"]["activeTargets"]
+    up = sorted(t["labels"]["job"] for t in targets if t["health"] == "up")
+    return f"scraping {len(up)} of {len(targets)} targets up ({', '.join(up) or 'none yet'})"
+
+
 COMPONENTS = [
     # Postgres first: it is quick and not a JVM. The JVMs start one after another.
     Component(
@@ -914,7 +1006,11 @@ COMPONENTS = [
     ),
     Component(
         "kafka",
-        lambda s: {"KAFKA_PORT": s.kafka_port, "KAFKA_CONTROLLER_PORT": s.kafka_controller_port},
+        lambda s: {
+            "KAFKA_PORT": s.kafka_port,
+            "KAFKA_CONTROLLER_PORT": s.kafka_controller_port,
+            "KAFKA_METRICS_PORT": s.kafka_metrics_port,
+        },
         kafka_prepare,
         kafka_healthy,
         90,
@@ -925,6 +1021,7 @@ COMPONENTS = [
             "CASSANDRA_PORT": s.cassandra_port,
             "CASSANDRA_STORAGE_PORT": s.cassandra_storage_port,
             "CASSANDRA_JMX_PORT": s.cassandra_jmx_port,
+            "CASSANDRA_METRICS_PORT": s.cassandra_metrics_port,
         },
         cassandra_prepare,
         cassandra_healthy,
@@ -943,6 +1040,14 @@ COMPONENTS = [
         spark_worker_prepare,
         spark_worker_healthy,
         90,
+    ),
+    Component(
+        "prometheus",
+        lambda s: {"PROMETHEUS_PORT": s.prometheus_port},
+        prometheus_prepare,
+        prometheus_healthy,
+        60,
+        optional=True,
     ),
     Component(
         "airflow-api-server",
@@ -974,6 +1079,7 @@ BY_NAME = {c.name: c for c in COMPONENTS}
 GROUPS = {
     "spark": ["spark-master", "spark-worker"],
     "airflow": ["airflow-api-server", "airflow-scheduler", "airflow-dag-processor"],
+    "monitoring": ["prometheus"],
 }
 # Health checks of the scheduler and DAG processor ask the API server.
 _AIRFLOW_NEEDS = ["postgres", "airflow-api-server"]
@@ -1379,7 +1485,7 @@ def cmd_status(s: Settings) -> int:
         answer = "-"
         if info["statename"] != "RUNNING":
             if c.optional:
-                answer = "- (optional: up --with-airflow)"
+                answer = f"- (optional: up --with-{'monitoring' if c.name == 'prometheus' else 'airflow'})"
             else:
                 all_ok = False
         else:
@@ -1484,6 +1590,9 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument(
         "--with-airflow", action="store_true", help="also start Airflow (API server, scheduler, DAG processor)"
     )
+    up.add_argument(
+        "--with-monitoring", action="store_true", help="also start Prometheus, scraping every component (port 9096)"
+    )
     sub.add_parser("down", help="stop everything the stack started")
     sub.add_parser("status", help="each component, its ports and whether it answers")
     check = sub.add_parser("check", help="what would stop the stack from starting: taken ports, memory, disk")
@@ -1509,8 +1618,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "up":
             names = args.components
-            if args.with_airflow:
-                names = [*(names or [c.name for c in COMPONENTS if not c.optional]), "airflow"]
+            for wanted, group in ((args.with_airflow, "airflow"), (args.with_monitoring, "monitoring")):
+                if wanted:
+                    names = [*(names or [c.name for c in COMPONENTS if not c.optional]), group]
             return cmd_up(s, names)
         if args.command == "down":
             return cmd_down(s)
