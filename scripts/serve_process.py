@@ -32,11 +32,16 @@ def free_port() -> int:
 
 @contextmanager
 def running_serve(
-    binary: Path, args: list[str], env: dict[str, str] | None, log: Path, flight_port: int | None = None
+    binary: Path,
+    args: list[str],
+    env: dict[str, str] | None,
+    log: Path,
+    flight_port: int | None = None,
+    http_port: int | None = None,
 ) -> Iterator[Serve]:
-    """`binary serve ARGS` on free ports (or the Flight port given), its output appended to
+    """`binary serve ARGS` on free ports (or the ports given), its output appended to
     `log`, once /healthz answers; stopped by its PID when the block ends."""
-    flight_port, http_port = flight_port or free_port(), free_port()
+    flight_port, http_port = flight_port or free_port(), http_port or free_port()
     argv = [str(binary), "serve", *args, "--flight-listen", f"127.0.0.1:{flight_port}"]
     argv += ["--http-listen", f"127.0.0.1:{http_port}"]
     http = f"http://127.0.0.1:{http_port}"

@@ -43,11 +43,13 @@ def quiver_bin() -> Path:
 
 
 @contextmanager
-def running_serve(args: list[str], env: dict[str, str], log: Path, flight_port: int | None = None) -> Iterator[Serve]:
-    """`quiver serve ARGS` on free ports (or the Flight port given) until /healthz answers;
+def running_serve(
+    args: list[str], env: dict[str, str], log: Path, flight_port: int | None = None, http_port: int | None = None
+) -> Iterator[Serve]:
+    """`quiver serve ARGS` on free ports (or the ports given) until /healthz answers;
     stopped by its PID."""
     try:
-        with serve_process.running_serve(quiver_bin(), args, env, log, flight_port) as server:
+        with serve_process.running_serve(quiver_bin(), args, env, log, flight_port, http_port) as server:
             yield server
     except serve_process.ServeFailed as error:
         pytest.fail(str(error))

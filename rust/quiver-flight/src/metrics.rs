@@ -11,6 +11,10 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug, Clone)]
 pub struct Metrics {
     registry: Registry,
+    /// The process's CPU time, memory and file descriptors under the names every
+    /// Prometheus client uses (`process_*`, no `quiver_` prefix), so one query covers every
+    /// component.
+    process: Registry,
     pub batches: IntCounterVec,
     pub rows_in: IntCounterVec,
     pub rows_written: IntCounterVec,
@@ -89,8 +93,13 @@ impl Metrics {
             &["pipeline", "topic", "partition"],
         )?;
         registry.register(Box::new(offset_written.clone()))?;
+        let process = Registry::new();
+        process.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
         Ok(Self {
             registry,
+            process,
             batches,
             rows_in,
             rows_written,
@@ -118,7 +127,9 @@ impl Metrics {
 
     /// Every metric's current value, as the Prometheus client holds them.
     pub fn gather(&self) -> Vec<MetricFamily> {
-        self.registry.gather()
+        let mut families = self.registry.gather();
+        families.extend(self.process.gather());
+        families
     }
 
     /// The Prometheus text exposition of every metric.
@@ -126,7 +137,7 @@ impl Metrics {
         let mut out = Vec::new();
         // Encoding into a Vec only fails on invalid metric families, which the
         // constructors above cannot produce.
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        let _ = TextEncoder::new().encode(&self.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
     }
 }

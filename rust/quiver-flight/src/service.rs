@@ -111,6 +111,13 @@ pub const DEFAULT_BATCHES_IN_FLIGHT: usize = 4;
 impl QuiverFlight {
     /// `sinks` must come from `SinkSet::new` over the same engine.
     pub fn new(engine: Arc<Engine>, sinks: SinkSet, metrics: Metrics) -> Self {
+        // Every sink's error count exists from the start, at 0: a rate over a counter that
+        // appears only with the first error would show no data rather than no errors.
+        for pipeline in engine.pipelines() {
+            for sink in &pipeline.spec().sinks {
+                metrics.sink_errors.with_label_values(&[sink]);
+            }
+        }
         Self {
             engine,
             sinks: Arc::new(sinks),

@@ -162,6 +162,14 @@ fn with_bad_records() -> RecordBatch {
 #[tokio::test]
 async fn do_exchange_acknowledges_each_batch() {
     let s = start().await;
+    // Error counts exist before any error, so that their rate reads 0, not "no data".
+    assert!(
+        s.metrics
+            .render()
+            .contains("quiver_sink_errors_total{sink=\"none\"} 0\n"),
+        "{}",
+        s.metrics.render()
+    );
     let mut c = client(&s).await;
     let acks = exchange_acks(
         &mut c,
