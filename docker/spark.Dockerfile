@@ -76,6 +76,7 @@ COPY --from=spark --chown=spark:0 /opt/spark /opt/spark
 COPY --from=connector /jars/ /opt/spark/jars/
 COPY --from=writer /quiver-spark-writer.jar /opt/spark/jars/
 COPY docker/spark-defaults.conf /opt/spark/conf/spark-defaults.conf
+COPY monitoring/spark/metrics.properties /opt/spark/conf/metrics.properties
 COPY docker/spark_health.py /opt/quiver/spark_health.py
 COPY spark-app /opt/quiver/spark-app
 COPY --from=proto /out/ /opt/quiver/spark-app/src/quiver_spark/

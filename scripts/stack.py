@@ -574,16 +574,7 @@ def spark_write_conf(s: Settings) -> None:
         "spark.ui.prometheus.enabled": "true",
     }
     _write(s.spark_conf_dir / "spark-defaults.conf", "".join(f"{k} {v}\n" for k, v in defaults.items()))
-    # Spark's own Prometheus servlet on every UI: the master's and worker's status pages and
-    # the driver's (4040) at /metrics/prometheus, the master's applications at
-    # /metrics/applications/prometheus.
-    _write(
-        s.spark_conf_dir / "metrics.properties",
-        "*.sink.prometheusServlet.class=org.apache.spark.metrics.sink.PrometheusServlet\n"
-        "*.sink.prometheusServlet.path=/metrics/prometheus\n"
-        "master.sink.prometheusServlet.path=/metrics/master/prometheus\n"
-        "applications.sink.prometheusServlet.path=/metrics/applications/prometheus\n",
-    )
+    _write(s.spark_conf_dir / "metrics.properties", (MONITORING / "spark" / "metrics.properties").read_text())
     _write(
         s.spark_conf_dir / "log4j2.properties",
         "\n".join(

@@ -30,10 +30,20 @@ DOCKER = ROOT / "docker"
 DOCKERFILES = sorted(DOCKER.glob("*.Dockerfile"))
 LOCALHOST = "127.0.0.1"
 # The passwords compose.yaml requires; test values, written to a throwaway env file.
-SECRETS = {"QUIVER_POSTGRES_PASSWORD": "pw", "AIRFLOW_ADMIN_PASSWORD": "pw", "AIRFLOW_JWT_SECRET": "jwt"}
+SECRETS = {
+    "QUIVER_POSTGRES_PASSWORD": "pw",
+    "AIRFLOW_ADMIN_PASSWORD": "pw",
+    "AIRFLOW_JWT_SECRET": "jwt",
+    "GRAFANA_ADMIN_PASSWORD": "pw",
+}
 # Published ports of services the local stack does not run (docs/COMPOSE.md lists them);
 # Airflow's is the one docs/ARCHITECTURE.md gives it.
-COMPOSE_ONLY_PORTS = {("schema-registry", 8080): 8081, ("kafka-ui", 8080): 8082, ("airflow-api-server", 8080): 8080}
+COMPOSE_ONLY_PORTS = {
+    ("schema-registry", 8080): 8081,
+    ("kafka-ui", 8080): 8082,
+    ("airflow-api-server", 8080): 8080,
+    ("grafana", 3000): 3000,
+}
 # Where each stateful service keeps its state; each must be a named volume.
 STATE = {
     "kafka": "/var/lib/kafka/data",
@@ -41,6 +51,8 @@ STATE = {
     "postgres": "/var/lib/postgresql/data",
     "spark-job": "/var/lib/quiver/checkpoints",
     "airflow-scheduler": "/var/lib/quiver/checkpoints",
+    "prometheus": "/prometheus",
+    "grafana": "/var/lib/grafana",
 }
 # Environment values that name the host's loopback on purpose: Kafka tells clients on the
 # host to connect to its published port there.
@@ -298,8 +310,9 @@ def test_unpinned_images_are_found() -> None:
 def test_every_service_has_a_healthcheck_and_every_dependency_a_condition(services: dict) -> None:
     assert missing_healthchecks(services) == []
     assert loose_dependencies(services) == []
-    # The one-shots: the topic and Airflow's database; they need no health, only success.
-    assert one_shots(services) == {"kafka-init", "airflow-init"}
+    # The one-shots: the topic, Airflow's database and the metrics agent's download; they
+    # need no health, only success.
+    assert one_shots(services) == {"kafka-init", "airflow-init", "jmx-exporter"}
 
 
 def test_missing_healthchecks_and_loose_dependencies_are_found() -> None:
@@ -330,6 +343,7 @@ def test_published_ports_bind_loopback_and_match_the_local_stack(services: dict,
         ("spark-worker", 9091): defaults.spark_worker_ui_port,
         ("quiver-serve", 50051): serve_default_port("flight_listen"),
         ("quiver-serve", 9464): serve_default_port("http_listen"),
+        ("prometheus", 9090): defaults.prometheus_port,
         **COMPOSE_ONLY_PORTS,
     }
     assert port_problems(services, expected) == []
@@ -446,6 +460,34 @@ def test_images_match_the_pinned_versions(services: dict, defaults: stack.Settin
     assert spark_dist and tag(spark_dist[0]).startswith(
         f"{versions['SPARK_VERSION']}-scala{versions['SCALA_BINARY_VERSION']}-"
     )
+
+
+def test_the_metrics_agent_is_the_pinned_one(services: dict, defaults: stack.Settings) -> None:
+    version = defaults.versions["JMX_EXPORTER_VERSION"]
+    fetch = " ".join(services["jmx-exporter"]["command"])
+    assert f"/jmx_prometheus_javaagent/{version}/jmx_prometheus_javaagent-{version}.jar" in fetch
+    assert "sha256sum -c" in fetch
+    agent = "-javaagent:/opt/jmx-exporter/jmx_prometheus_javaagent.jar"
+    kafka = services["kafka"]["environment"]["KAFKA_OPTS"]
+    cassandra = services["cassandra"]["environment"]["JVM_EXTRA_OPTS"]
+    assert kafka == f"{agent}={defaults.kafka_metrics_port}:/etc/quiver/jmx/kafka.yaml"
+    assert cassandra == f"{agent}={defaults.cassandra_metrics_port}:/etc/quiver/jmx/cassandra.yaml"
+
+
+def test_prometheus_has_targets_for_every_job_in_both_stacks(defaults: stack.Settings) -> None:
+    config = (ROOT / "monitoring" / "prometheus" / "prometheus.yml").read_text()
+    files = set(re.findall(r"files: \[targets/([a-z-]+)\.json\]", config))
+    assert files == set(stack.prometheus_targets(defaults)), "the local stack writes one per job"
+    compose = {
+        p.stem: json.loads(p.read_text()) for p in (ROOT / "monitoring" / "prometheus" / "compose").glob("*.json")
+    }
+    assert set(compose) == files, "compose has one per job"
+    ports = {job: group[0]["targets"][0].rsplit(":", 1)[1] for job, group in compose.items()}
+    local = {job: target.rsplit(":", 1)[1] for job, target in stack.prometheus_targets(defaults).items()}
+    # The same ports inside compose's network, but where compose publishes quiver's HTTP
+    # port of both quiver services as 9464 and Prometheus listens on its image's 9090.
+    differ = {job for job in files if ports[job] != local[job]}
+    assert differ == {"quiver-produce", "prometheus"}, {j: (ports[j], local[j]) for j in differ}
 
 
 def test_driver_and_executors_run_the_same_python(services: dict) -> None:
