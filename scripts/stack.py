@@ -1531,6 +1531,8 @@ def cmd_env(s: Settings) -> int:
         "QUIVER_POSTGRES_URL": f"postgresql://{s.postgres_user}@{s.host}:{s.postgres_port}/{s.postgres_db}",
         "QUIVER_POSTGRES_PASSWORD_FILE": str(s.postgres_password_file),
         "QUIVER_AIRFLOW_URL": s.airflow_url,
+        # Where quiver serve's dashboard asks the Spark driver for its batch durations.
+        "QUIVER_SPARK_UI": f"http://{s.host}:{SPARK_DRIVER_UI_PORT}",
         # The links quiver serve's dashboard shows to the stack's other web pages.
         "QUIVER_DASHBOARD_LINKS": ",".join(
             [

@@ -28,6 +28,7 @@ from spark_job import stop_job
 from test_stream import _produce_bad_records, produce_users, stream_command
 
 import conftest
+import stack
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -128,6 +129,7 @@ def test_the_dashboard_shows_a_live_stream(settings, unique_name, tmp_path, brow
         "QUIVER_CASSANDRA_KEYSPACE": keyspace,
         "QUIVER_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
         "QUIVER_DASHBOARD_LINKS": f"Spark master=http://{settings.host}:{settings.spark_master_ui_port}",
+        "QUIVER_SPARK_UI": f"http://{settings.host}:{stack.SPARK_DRIVER_UI_PORT}",
     }
     with conftest.running_serve(["--sink", "cassandra"], env, tmp_path / "serve.log") as serve:
         # The topic with its two partitions first: the bad records need it to exist.
@@ -151,13 +153,14 @@ def test_the_dashboard_shows_a_live_stream(settings, unique_name, tmp_path, brow
             print(f"first contentful paint: {paint} ms")
             wait_until("records written in the live chart", lambda: charted(browser, "rows", 2))
             wait_until("a latency p99", lambda: charted(browser, "latency", 3))
+            wait_until("Spark's batch duration", lambda: charted(browser, "batches", 4))
             wait_until("both partitions' lag", lambda: column(browser, "lag", 1) == [topic, topic])
             rejects = wait_until("the three rejects", lambda: len(column(browser, "rejects", 4)) >= 3)
             assert set(column(browser, "rejects", 4)) >= {value.decode() for value in bad}, rejects
             wait_until("users by gender", lambda: len(browser.find_elements(By.CSS_SELECTOR, "#by-gender .row")) >= 2)
             wait_until("the stream as up", lambda: part(browser, "stream") == "ok")
             state = parts(browser)
-            assert (state["Cassandra"], state["Kafka"], state["quiver serve"]) == ("ok", "ok", "ok"), state
+            assert (state["Cassandra"], state["Kafka"], state["Spark job"], state["quiver serve"]) == ("ok",) * 4, state
             link = browser.find_element(By.CSS_SELECTOR, "#links a")
             assert link.get_attribute("href") == f"http://{settings.host}:{settings.spark_master_ui_port}/"
             shots(browser, "streaming")
@@ -182,11 +185,16 @@ def test_the_dashboard_shows_a_live_stream(settings, unique_name, tmp_path, brow
 def test_the_dashboard_names_the_part_that_is_down(settings, tmp_path, browser, shots):
     """Kafka that does not answer, no Cassandra configured, then the service itself gone."""
     nothing_there = conftest.free_port()
-    env = {**os.environ, "QUIVER_KAFKA_BOOTSTRAP": f"127.0.0.1:{nothing_there}"}
+    env = {
+        **os.environ,
+        "QUIVER_KAFKA_BOOTSTRAP": f"127.0.0.1:{nothing_there}",
+        "QUIVER_SPARK_UI": f"http://127.0.0.1:{nothing_there}",
+    }
     env.pop("QUIVER_TOKEN", None)
     with conftest.running_serve(["--sink", "none"], env, tmp_path / "serve.log") as serve:
         browser.get(f"{serve.http}/")
         wait_until("Kafka as down", lambda: part(browser, "Kafka") == "down")
+        wait_until("the Spark job as down", lambda: part(browser, "Spark job") == "down")
         kafka = browser.find_element(By.CSS_SELECTOR, "#parts li[data-part=Kafka]").text
         assert f"127.0.0.1:{nothing_there}" in kafka, kafka
         state = parts(browser)

@@ -366,6 +366,7 @@ mod tests {
         let probes = Probes {
             cassandra: None,
             kafka: None,
+            spark_ui: None,
         };
         let dashboard = Arc::new(Dashboard {
             engine,

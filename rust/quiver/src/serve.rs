@@ -61,6 +61,8 @@ struct Settings {
     kafka_bootstrap: Option<String>,
     /// Links the dashboard shows to the stack's other tools (Spark UI, Airflow, ...).
     dashboard_links: Vec<Link>,
+    /// The Spark driver's UI (http://host:4040), for Spark's batch durations (off when unset).
+    spark_ui: Option<String>,
 }
 
 impl Default for Settings {
@@ -79,6 +81,7 @@ impl Default for Settings {
             pipelines: Vec::new(),
             kafka_bootstrap: None,
             dashboard_links: Vec::new(),
+            spark_ui: None,
         }
     }
 }
@@ -192,6 +195,9 @@ fn load(args: &Args, env: Env) -> Result<(Settings, PathBuf)> {
     }
     if let Some(v) = env("QUIVER_KAFKA_BOOTSTRAP") {
         s.kafka_bootstrap = Some(v);
+    }
+    if let Some(v) = env("QUIVER_SPARK_UI") {
+        s.spark_ui = Some(v);
     }
     if let Some(v) = env("QUIVER_DASHBOARD_LINKS") {
         s.dashboard_links = Link::parse_list(&v)
@@ -379,9 +385,17 @@ async fn serve(args: Args) -> Result<()> {
         let _ = rx.wait_for(|s| *s).await;
     };
 
+    if let Some(ui) = &settings.spark_ui
+        && !(ui.starts_with("http://") || ui.starts_with("https://"))
+    {
+        bail!(
+            "spark_ui (QUIVER_SPARK_UI) must be an http:// or https:// URL such as http://127.0.0.1:4040, not {ui:?}"
+        );
+    }
     let probes = Probes {
         cassandra: cassandra_probe,
         kafka: kafka_probe,
+        spark_ui: settings.spark_ui.clone(),
     };
     let monitor = Arc::new(Monitor::new(metrics.clone(), &probes));
     let monitoring = tokio::spawn(monitor.clone().run(probes));

@@ -74,13 +74,11 @@ function renderParts() {
     add("quiver serve", "ok", "answers");
   }
   const h = state.health;
-  if (h && state.serviceDown) {
-    // What the service last said about them may no longer hold.
-    add("Cassandra", "unknown", `last known: ${h.cassandra.state}`);
-    add("Kafka", "unknown", `last known: ${h.kafka.state}`);
-  } else if (h) {
-    add("Cassandra", h.cassandra.state, h.cassandra.detail);
-    add("Kafka", h.kafka.state, h.kafka.detail);
+  const others = h ? [["Cassandra", h.cassandra], ["Kafka", h.kafka], ["Spark job", h.spark]] : [];
+  for (const [name, part] of others) {
+    // With the service gone, what it last said about them may no longer hold.
+    if (state.serviceDown) add(name, "unknown", `last known: ${part.state}`);
+    else add(name, part.state, part.detail);
   }
   let stream;
   if (state.serviceDown) {
@@ -112,7 +110,7 @@ function renderLinks(links) {
 const SERIES = {
   rows: [["in", "rows_in", "#3867d6"], ["written", "rows_written", "#1a7f37"], ["rejected", "rows_rejected", "#c62828"]],
   latency: [["p50", "latency_p50_ms", "#1a7f37"], ["p95", "latency_p95_ms", "#e58e26"], ["p99", "latency_p99_ms", "#c62828"]],
-  batches: [["decode + SQL (mean)", "process_ms", "#3867d6"], ["write (mean)", "store_ms", "#1a7f37"], ["write (p99)", "store_p99_ms", "#c62828"]],
+  batches: [["decode + SQL (mean)", "process_ms", "#3867d6"], ["write (mean)", "store_ms", "#1a7f37"], ["write (p99)", "store_p99_ms", "#c62828"], ["Spark batch (driver)", "spark_batch_ms", "#8e44ad"]],
   errors: [["batches", "batches", "#3867d6"], ["failed batches", "batch_errors", "#c62828"], ["sink errors", "sink_errors", "#e58e26"], ["in flight", "inflight_batches", "#8a8f98"]],
 };
 
@@ -123,10 +121,17 @@ function makeChart(id, series) {
     height: 220,
     series: [{}, ...series.map(([label, , stroke]) => ({ label, stroke, width: 1.5, spanGaps: false }))],
     axes: [{}, { size: 60 }],
-    // Always the last ten minutes, so that a chart with few points does not zoom in on them.
-    scales: { x: { time: true, range: () => [Date.now() / 1000 - HISTORY_S, Date.now() / 1000] } },
+    // Up to now, over what there is (at least a minute, at most ten), so that a chart with
+    // few points does not zoom in on them nor squeeze them into a corner.
+    scales: { x: { time: true, range: () => xRange() } },
   };
   return new uPlot(opts, [[], ...series.map(() => [])], target);
+}
+
+function xRange() {
+  const now = Date.now() / 1000;
+  const first = state.points.length ? state.points[0].t / 1000 : now;
+  return [now - Math.min(HISTORY_S, Math.max(60, now - first)), now];
 }
 
 function chartData(series) {

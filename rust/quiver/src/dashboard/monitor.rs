@@ -40,6 +40,11 @@ pub struct Point {
     pub store_ms: Option<f64>,
     pub store_p99_ms: Option<f64>,
     pub inflight_batches: i64,
+    /// The Spark driver's latest micro-batch (or real-time batch) duration and its
+    /// rates, as the driver last reported them; `None` without a driver to ask.
+    pub spark_batch_ms: Option<f64>,
+    pub spark_input_rows_per_s: Option<f64>,
+    pub spark_processed_rows_per_s: Option<f64>,
 }
 
 /// A dependency's state as the page shows it.
@@ -101,13 +106,60 @@ pub struct Probes {
     pub cassandra: Option<Arc<CassandraSink>>,
     /// The client and the bootstrap servers it asks (for the page's text).
     pub kafka: Option<(Arc<EndOffsets>, String)>,
+    /// The Spark driver's UI (`http://host:4040`), whose Prometheus servlet reports each
+    /// streaming query's progress.
+    pub spark_ui: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Health {
     pub cassandra: Part,
     pub kafka: Part,
+    pub spark: Part,
     pub lag: Vec<Lag>,
+}
+
+/// One streaming query's progress as the driver's metrics servlet shows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct SparkProgress {
+    batch_ms: Option<f64>,
+    input_rows_per_s: Option<f64>,
+    processed_rows_per_s: Option<f64>,
+}
+
+/// Reads a streaming query's gauges from Spark's `PrometheusServlet` text: lines such as
+/// `metrics_<namespace>_driver_spark_streaming_<query>_latency_Value{type="gauges"} 421`.
+/// Returns the query's name and its progress (the first query, if several run).
+fn spark_progress(text: &str) -> Option<(String, SparkProgress)> {
+    let mut query: Option<String> = None;
+    let mut progress = SparkProgress::default();
+    for line in text.lines() {
+        let Some((name, value)) = line.split_once(' ') else {
+            continue;
+        };
+        let name = name.split('{').next().unwrap_or(name);
+        let Some((_, rest)) = name.split_once("_driver_spark_streaming_") else {
+            continue;
+        };
+        let Ok(value) = value.trim().parse::<f64>() else {
+            continue;
+        };
+        for (suffix, slot) in [
+            ("_latency_Value", &mut progress.batch_ms),
+            ("_inputRate_total_Value", &mut progress.input_rows_per_s),
+            (
+                "_processingRate_total_Value",
+                &mut progress.processed_rows_per_s,
+            ),
+        ] {
+            if let Some(q) = rest.strip_suffix(suffix)
+                && query.get_or_insert_with(|| q.to_string()) == q
+            {
+                *slot = Some(value);
+            }
+        }
+    }
+    query.map(|q| (q, progress))
 }
 
 /// The counters of one sample, summed over their labels.
@@ -294,11 +346,13 @@ struct State {
     points: VecDeque<Point>,
     last: Option<(i64, Totals)>,
     health: Health,
+    spark: SparkProgress,
 }
 
 /// Samples the service's metrics every [`STEP`] and checks its dependencies.
 pub struct Monitor {
     metrics: Metrics,
+    http: reqwest::Client,
     state: RwLock<State>,
 }
 
@@ -314,16 +368,28 @@ impl Monitor {
                 "no Kafka address: set QUIVER_KAFKA_BOOTSTRAP (or kafka_bootstrap in [serve]) to see the lag",
             ),
         };
+        let spark = match &probes.spark_ui {
+            Some(ui) => Part::unknown(format!("{ui}: not checked yet")),
+            None => Part::off(
+                "no driver UI address: set QUIVER_SPARK_UI (or spark_ui in [serve]) to see Spark's batch durations",
+            ),
+        };
         Self {
             metrics,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(2))
+                .build()
+                .unwrap_or_default(),
             state: RwLock::new(State {
                 points: VecDeque::with_capacity(HISTORY),
                 last: None,
                 health: Health {
                     cassandra,
                     kafka,
+                    spark,
                     lag: Vec::new(),
                 },
+                spark: SparkProgress::default(),
             }),
         }
     }
@@ -348,7 +414,10 @@ impl Monitor {
         if let Some((then, before)) = state.last.take()
             && now > then
         {
-            let point = point(now, (now - then) as f64 / 1000.0, &totals, &before);
+            let mut point = point(now, (now - then) as f64 / 1000.0, &totals, &before);
+            point.spark_batch_ms = state.spark.batch_ms;
+            point.spark_input_rows_per_s = state.spark.input_rows_per_s;
+            point.spark_processed_rows_per_s = state.spark.processed_rows_per_s;
             if state.points.len() == HISTORY {
                 state.points.pop_front();
             }
@@ -393,7 +462,15 @@ impl Monitor {
             }
             None => None,
         };
+        let spark = match &probes.spark_ui {
+            Some(ui) => Some(self.spark(ui).await),
+            None => None,
+        };
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        if let Some((part, progress)) = spark {
+            state.health.spark = part;
+            state.spark = progress;
+        }
         if let Some(c) = cassandra {
             state.health.cassandra = c;
         }
@@ -401,6 +478,42 @@ impl Monitor {
             state.health.kafka = k;
             state.health.lag = lag;
         }
+    }
+
+    /// Asks the driver's metrics servlet for its streaming query's progress.
+    async fn spark(&self, ui: &str) -> (Part, SparkProgress) {
+        let url = format!("{}/metrics/prometheus/", ui.trim_end_matches('/'));
+        let answer = async {
+            let response = self.http.get(&url).send().await?.error_for_status()?;
+            response.text().await
+        }
+        .await;
+        let (part, progress) = match answer {
+            Ok(text) => match spark_progress(&text) {
+                Some((query, progress)) => (
+                    Ok(format!(
+                        "{ui}: query {query}, last batch {}",
+                        progress
+                            .batch_ms
+                            .map_or("–".into(), |ms| format!("{ms:.0} ms"))
+                    )),
+                    progress,
+                ),
+                None => (
+                    Err(format!(
+                        "{ui} answers but runs no streaming query with metrics (spark.sql.streaming.metricsEnabled)"
+                    )),
+                    SparkProgress::default(),
+                ),
+            },
+            Err(e) => (
+                Err(format!(
+                    "no Spark driver answers at {url} ({e}); is the Spark job running?"
+                )),
+                SparkProgress::default(),
+            ),
+        };
+        (Part::checked(part, now_ms()), progress)
     }
 
     /// The steps that end after `after` (ms since the epoch), oldest first.
@@ -447,6 +560,9 @@ fn point(t: i64, seconds: f64, now: &Totals, before: &Totals) -> Point {
         store_ms: ms(store.mean()),
         store_p99_ms: ms(store.quantile(0.99)),
         inflight_batches: now.inflight,
+        spark_batch_ms: None,
+        spark_input_rows_per_s: None,
+        spark_processed_rows_per_s: None,
     }
 }
 
@@ -485,6 +601,7 @@ mod tests {
             &Probes {
                 cassandra: None,
                 kafka: None,
+                spark_ui: None,
             },
         );
         monitor.sample(1_000);
@@ -534,6 +651,26 @@ mod tests {
         monitor.sample(4_000);
         let quiet = &monitor.points_after(3_000)[0];
         assert_eq!((quiet.rows_in, quiet.latency_p50_ms), (0.0, None));
+    }
+
+    #[test]
+    fn spark_s_query_progress_is_read_from_its_metrics_servlet() {
+        let text = "metrics_quiver_driver_LiveListenerBus_queue_streams_size_Value{type=\"gauges\"} 0\n\
+            metrics_quiver_driver_spark_streaming_quiver_stream_users_latency_Number{type=\"gauges\"} 421\n\
+            metrics_quiver_driver_spark_streaming_quiver_stream_users_latency_Value{type=\"gauges\"} 421\n\
+            metrics_quiver_driver_spark_streaming_quiver_stream_users_inputRate_total_Value{type=\"gauges\"} 1997.5\n\
+            metrics_quiver_driver_spark_streaming_quiver_stream_users_processingRate_total_Value{type=\"gauges\"} 4736.9\n";
+        let (query, progress) = spark_progress(text).unwrap();
+        assert_eq!(query, "quiver_stream_users");
+        assert_eq!(
+            progress,
+            SparkProgress {
+                batch_ms: Some(421.0),
+                input_rows_per_s: Some(1997.5),
+                processed_rows_per_s: Some(4736.9),
+            }
+        );
+        assert!(spark_progress("metrics_master_apps_Value 0\n").is_none());
     }
 
     #[test]
