@@ -130,6 +130,8 @@ def test_the_dashboard_shows_a_live_stream(settings, unique_name, tmp_path, brow
         "QUIVER_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
         "QUIVER_DASHBOARD_LINKS": f"Spark master=http://{settings.host}:{settings.spark_master_ui_port}",
         "QUIVER_SPARK_UI": f"http://{settings.host}:{stack.SPARK_DRIVER_UI_PORT}",
+        "QUIVER_POSTGRES_URL": f"postgresql://{settings.postgres_user}@{settings.host}:{settings.postgres_port}/{settings.postgres_db}",
+        "QUIVER_POSTGRES_PASSWORD_FILE": str(settings.postgres_password_file),
     }
     with conftest.running_serve(["--sink", "cassandra"], env, tmp_path / "serve.log") as serve:
         # The topic with its two partitions first: the bad records need it to exist.
@@ -164,6 +166,29 @@ def test_the_dashboard_shows_a_live_stream(settings, unique_name, tmp_path, brow
             link = browser.find_element(By.CSS_SELECTOR, "#links a")
             assert link.get_attribute("href") == f"http://{settings.host}:{settings.spark_master_ui_port}/"
             shots(browser, "streaming")
+
+            # The batch leg over partition 0 as it is now, into Postgres: the dashboard
+            # finds the run and every one of its users in Cassandra once the stream has
+            # written that far.
+            run_id = f"{topic}-p0"
+            batch = subprocess.run(
+                [str(conftest.quiver_bin()), "batch", "--source", "kafka", "--topic", topic, "--partition", "0",
+                 "--bootstrap-servers", settings.kafka_bootstrap, "--run-id", run_id],
+                capture_output=True, text=True, timeout=120, env=env,
+            )  # fmt: skip
+            assert batch.returncode == 0, batch.stderr[-3000:]
+
+            def run_row() -> list[str] | None:
+                rows = [
+                    r.find_elements(By.TAG_NAME, "td") for r in browser.find_elements(By.CSS_SELECTOR, "#runs tbody tr")
+                ]
+                return next(([c.text for c in r] for r in rows if r[0].text == run_id), None)
+
+            row = wait_until("the batch run with no user missing in Cassandra",
+                             lambda: (r := run_row()) and r[6] == "0" and r)  # fmt: skip
+            assert row[3] == row[4] == row[5] and int(row[3].replace(",", "")) > 0, row
+            assert part(browser, "Postgres") == "ok"
+            shots(browser, "batch-vs-stream")
 
             run_sql(browser, "SELECT count(*) AS n, count(DISTINCT id) AS ids FROM users")
             cells = browser.find_elements(By.CSS_SELECTOR, "#sql-result tbody td")

@@ -31,6 +31,9 @@ use std::time::Duration;
 use uuid::Uuid;
 
 const SINK: &str = "cassandra";
+/// Keys per `IN` read: Cassandra coordinates each key separately, and a large IN list
+/// holds one coordinator long; a hundred is the usual bound.
+pub const IDS_PER_READ: usize = 100;
 
 /// Connection and write settings.
 #[derive(Debug, Clone)]
@@ -82,6 +85,7 @@ pub struct CassandraSink {
     session: Session,
     insert_user: PreparedStatement,
     insert_reject: PreparedStatement,
+    select_ids: PreparedStatement,
     config: CassandraConfig,
 }
 
@@ -176,10 +180,13 @@ impl CassandraSink {
              USING TIMESTAMP ?"
         ))
         .await?;
+        let select_ids =
+            prepare(format!("SELECT id FROM {ks}.created_users WHERE id IN ?")).await?;
         Ok(Self {
             session,
             insert_user,
             insert_reject,
+            select_ids,
             config,
         })
     }
@@ -198,6 +205,28 @@ impl CassandraSink {
                 sink: SINK.into(),
                 message: format!("{} (nodes {})", e, self.config.nodes.join(",")),
             })
+    }
+
+    /// How many of `ids` have a row in `created_users`: the dashboard's check of a batch
+    /// run against the stream. Asks by primary key, in chunks of [`IDS_PER_READ`].
+    pub async fn count_present(&self, ids: &[Uuid]) -> Result<u64, SinkError> {
+        let unavailable = |e: String| SinkError::Unavailable {
+            sink: SINK.into(),
+            message: format!("reading created_users back: {e}"),
+        };
+        let mut present = 0;
+        for chunk in ids.chunks(IDS_PER_READ) {
+            let rows = self
+                .session
+                .execute_unpaged(&self.select_ids, (chunk,))
+                .await
+                .map_err(|e| unavailable(e.to_string()))?
+                .into_rows_result()
+                .map_err(|e| unavailable(e.to_string()))?
+                .rows_num();
+            present += rows as u64;
+        }
+        Ok(present)
     }
 
     /// The driver session, for callers that read back what was written.

@@ -73,6 +73,13 @@ async fn writes_are_idempotent_upserts_and_rejects_are_kept() {
     assert_eq!((report.rows_written, report.rejects_written), (200, 1));
     assert_eq!(count(&sink, &ks, "created_users").await, 200);
     assert_eq!(count(&sink, &ks, "rejected_users").await, 1);
+    // Looked up by id, across several IN reads, with ids that are not there.
+    let mut ids: Vec<Uuid> = records
+        .iter()
+        .map(|r| Uuid::parse_str(&expected::parse(r).uuid).unwrap())
+        .collect();
+    ids.extend((0..7).map(|_| Uuid::new_v4()));
+    assert_eq!(sink.count_present(&ids).await.unwrap(), 200);
 
     // A replayed batch (Spark retrying a task) rewrites the same keys.
     let replay = pipeline.process(&batch).await.unwrap();

@@ -59,6 +59,8 @@ pub enum PostgresError {
     Connect { target: String, message: String },
     #[error("creating table {table} failed: {message}")]
     Schema { table: String, message: String },
+    #[error("reading {table} failed: {message}")]
+    Read { table: String, message: String },
     #[error("loading run {run_id:?} into {table} failed: {message}")]
     Load {
         run_id: String,
@@ -215,32 +217,7 @@ impl PostgresSink {
             &["run_id", "kafka_partition", "kafka_offset"],
             "rejected_at DESC",
         )?;
-        let mut pg: tokio_postgres::Config =
-            config
-                .url
-                .parse()
-                .map_err(|e: tokio_postgres::Error| PostgresError::BadUrl {
-                    url: config.url.clone(),
-                    message: e.to_string(),
-                })?;
-        if let Some(password) = &config.password {
-            pg.password(password);
-        }
-        pg.connect_timeout(config.connect_timeout)
-            .application_name("quiver batch")
-            // `CREATE TABLE IF NOT EXISTS` would otherwise log a NOTICE on every run.
-            .options("-c client_min_messages=warning");
-        let target = describe(&pg);
-        let connect_err = |e: tokio_postgres::Error| PostgresError::Connect {
-            target: target.clone(),
-            message: error_text(&e),
-        };
-        let (client, connection) = pg.connect(NoTls).await.map_err(connect_err)?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::warn!(error = %error_text(&e), "Postgres connection closed");
-            }
-        });
+        let (client, target) = connect(config, "quiver batch").await?;
         for table in [&users, &rejects] {
             client
                 .batch_execute(&table.create_statement())
@@ -409,6 +386,140 @@ fn system_time(millis: i64) -> SystemTime {
         UNIX_EPOCH + magnitude
     } else {
         UNIX_EPOCH - magnitude
+    }
+}
+
+/// A connection for `application`, its driver task spawned; with the target it reached.
+async fn connect(
+    config: &PostgresConfig,
+    application: &str,
+) -> Result<(Client, String), PostgresError> {
+    let mut pg: tokio_postgres::Config =
+        config
+            .url
+            .parse()
+            .map_err(|e: tokio_postgres::Error| PostgresError::BadUrl {
+                url: config.url.clone(),
+                message: e.to_string(),
+            })?;
+    if let Some(password) = &config.password {
+        pg.password(password);
+    }
+    pg.connect_timeout(config.connect_timeout)
+        .application_name(application)
+        // `CREATE TABLE IF NOT EXISTS` would otherwise log a NOTICE on every run.
+        .options("-c client_min_messages=warning");
+    let target = describe(&pg);
+    let (client, connection) = pg
+        .connect(NoTls)
+        .await
+        .map_err(|e| PostgresError::Connect {
+            target: target.clone(),
+            message: error_text(&e),
+        })?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %error_text(&e), "Postgres connection closed");
+        }
+    });
+    Ok((client, target))
+}
+
+/// One load of the batch leg as its users table holds it now (a later run that loaded the
+/// same ids owns them since).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadedRun {
+    pub run_id: String,
+    pub rows: u64,
+    /// The range of the rows' Kafka timestamps, ms since the epoch.
+    pub first_event_ms: Option<i64>,
+    pub last_event_ms: Option<i64>,
+    pub loaded_at_ms: i64,
+    /// The run's ids, up to the limit asked for.
+    pub ids: Vec<Uuid>,
+}
+
+/// Reads what the batch leg loaded, without creating or changing anything.
+pub struct BatchReader {
+    client: Client,
+    users_table: String,
+    target: String,
+}
+
+impl BatchReader {
+    pub async fn connect(config: &PostgresConfig) -> Result<Self, PostgresError> {
+        let users = &config.users_table;
+        if users.is_empty() || !users.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(PostgresError::BadTable(users.clone()));
+        }
+        let (client, target) = connect(config, "quiver serve").await?;
+        Ok(Self {
+            client,
+            users_table: users.clone(),
+            target,
+        })
+    }
+
+    /// `user@host:port/db`, without the password.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// The `runs` most recently loaded runs, newest first, each with up to `ids` of its ids.
+    /// No table yet (no batch has run) is no run, not an error.
+    pub async fn recent_runs(&self, runs: i64, ids: i64) -> Result<Vec<LoadedRun>, PostgresError> {
+        let read_err = |e: tokio_postgres::Error| PostgresError::Read {
+            table: self.users_table.clone(),
+            message: error_text(&e),
+        };
+        let exists = self
+            .client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&self.users_table])
+            .await
+            .map_err(read_err)?;
+        if !exists.get::<_, bool>(0) {
+            return Ok(Vec::new());
+        }
+        let table = &self.users_table;
+        let summaries = self
+            .client
+            .query(
+                &format!(
+                    "SELECT run_id, count(*), min(event_time), max(event_time), max(loaded_at) \
+                     FROM {table} GROUP BY run_id ORDER BY max(loaded_at) DESC LIMIT $1"
+                ),
+                &[&runs],
+            )
+            .await
+            .map_err(read_err)?;
+        let ms = |t: Option<SystemTime>| {
+            t.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map(|d| d.as_millis() as i64)
+        };
+        let mut out = Vec::with_capacity(summaries.len());
+        for row in summaries {
+            let run_id: String = row.get(0);
+            let ids = self
+                .client
+                .query(
+                    &format!("SELECT id FROM {table} WHERE run_id = $1 LIMIT $2"),
+                    &[&run_id, &ids],
+                )
+                .await
+                .map_err(read_err)?
+                .iter()
+                .map(|r| r.get::<_, Uuid>(0))
+                .collect();
+            out.push(LoadedRun {
+                rows: row.get::<_, i64>(1) as u64,
+                first_event_ms: ms(row.get(2)),
+                last_event_ms: ms(row.get(3)),
+                loaded_at_ms: ms(row.get(4)).unwrap_or(0),
+                ids,
+                run_id,
+            });
+        }
+        Ok(out)
     }
 }
 

@@ -4,7 +4,7 @@
 //! its own tables and drops them afterwards.
 
 use quiver_core::{Engine, PipelineSpec};
-use quiver_postgres::{PostgresConfig, PostgresError, PostgresSink};
+use quiver_postgres::{BatchReader, PostgresConfig, PostgresError, PostgresSink};
 use quiver_testkit::{kafka_batch, users};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -167,4 +167,51 @@ async fn a_table_name_that_is_not_an_identifier_is_refused() {
     };
     let err = PostgresSink::connect(&cfg).await.unwrap_err();
     assert!(matches!(err, PostgresError::BadTable(_)), "{err}");
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: scripts/stack up postgres"]
+async fn the_reader_lists_recent_runs_newest_first_and_creates_nothing() {
+    let cfg = config("runs");
+    let reader = BatchReader::connect(&cfg).await.unwrap();
+    assert!(
+        reader.recent_runs(5, 10).await.unwrap().is_empty(),
+        "no table yet: no run"
+    );
+    // Reading created no table (asked over another sink's connection, on its own tables).
+    let other = config("other");
+    let other_sink = PostgresSink::connect(&other).await.unwrap();
+    let missing: bool = other_sink
+        .client()
+        .query_one("SELECT to_regclass($1) IS NULL", &[&cfg.users_table])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(missing, "the reader created {}", cfg.users_table);
+    drop_tables(&other_sink, &other).await;
+
+    let mut sink = PostgresSink::connect(&cfg).await.unwrap();
+    let engine = Engine::new(vec![PipelineSpec::users()], 0).await.unwrap();
+    for (run, seed, n) in [("run-a", 1, 30), ("run-b", 2, 20)] {
+        let records = users(seed, n);
+        let values: Vec<Option<&[u8]>> = records.iter().map(|r| Some(r.as_bytes())).collect();
+        let processed = engine
+            .pipeline("users")
+            .unwrap()
+            .process(&kafka_batch(&values, 0, 0))
+            .await
+            .unwrap();
+        sink.load(run, std::slice::from_ref(&processed.output), &[])
+            .await
+            .unwrap();
+    }
+    let runs = reader.recent_runs(5, 10).await.unwrap();
+    let summary: Vec<(&str, u64, usize)> = runs
+        .iter()
+        .map(|r| (r.run_id.as_str(), r.rows, r.ids.len()))
+        .collect();
+    assert_eq!(summary, [("run-b", 20, 10), ("run-a", 30, 10)]);
+    assert!(runs[0].first_event_ms.unwrap() <= runs[0].last_event_ms.unwrap());
+    assert_eq!(reader.recent_runs(1, 100).await.unwrap()[0].ids.len(), 20);
+    drop_tables(&sink, &cfg).await;
 }

@@ -4,7 +4,7 @@
 
 mod monitor;
 
-pub use monitor::{Monitor, Probes};
+pub use monitor::{Monitor, PostgresProbe, Probes};
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::compute::cast;
@@ -367,6 +367,7 @@ mod tests {
             cassandra: None,
             kafka: None,
             spark_ui: None,
+            postgres: None,
         };
         let dashboard = Arc::new(Dashboard {
             engine,

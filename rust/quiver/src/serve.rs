@@ -3,7 +3,7 @@
 //! Settings come from, in rising priority: built-in defaults, the `[serve]` table of a
 //! TOML file (`--config`), `QUIVER_*` environment variables, and command-line flags.
 
-use crate::dashboard::{Dashboard, Link, Monitor, Probes};
+use crate::dashboard::{Dashboard, Link, Monitor, PostgresProbe, Probes};
 use anyhow::{Context, Result, bail};
 use quiver_cassandra::{CassandraConfig, CassandraSink};
 use quiver_core::{Engine, PipelineSpec, Sink, SinkSet};
@@ -63,6 +63,12 @@ struct Settings {
     dashboard_links: Vec<Link>,
     /// The Spark driver's UI (http://host:4040), for Spark's batch durations (off when unset).
     spark_ui: Option<String>,
+    /// The batch leg's Postgres, whose runs the dashboard compares with Cassandra (off
+    /// when unset); the password only from a file.
+    postgres_url: Option<String>,
+    postgres_password_file: Option<PathBuf>,
+    /// The batch leg's users table [default: batch_users].
+    postgres_users_table: Option<String>,
 }
 
 impl Default for Settings {
@@ -82,6 +88,9 @@ impl Default for Settings {
             kafka_bootstrap: None,
             dashboard_links: Vec::new(),
             spark_ui: None,
+            postgres_url: None,
+            postgres_password_file: None,
+            postgres_users_table: None,
         }
     }
 }
@@ -198,6 +207,12 @@ fn load(args: &Args, env: Env) -> Result<(Settings, PathBuf)> {
     }
     if let Some(v) = env("QUIVER_SPARK_UI") {
         s.spark_ui = Some(v);
+    }
+    if let Some(v) = env("QUIVER_POSTGRES_URL") {
+        s.postgres_url = Some(v);
+    }
+    if let Some(v) = env("QUIVER_POSTGRES_PASSWORD_FILE") {
+        s.postgres_password_file = Some(v.into());
     }
     if let Some(v) = env("QUIVER_DASHBOARD_LINKS") {
         s.dashboard_links = Link::parse_list(&v)
@@ -392,10 +407,32 @@ async fn serve(args: Args) -> Result<()> {
             "spark_ui (QUIVER_SPARK_UI) must be an http:// or https:// URL such as http://127.0.0.1:4040, not {ui:?}"
         );
     }
+    let postgres_probe = match &settings.postgres_url {
+        Some(url) => {
+            let defaults = quiver_postgres::PostgresConfig::default();
+            Some(PostgresProbe::new(quiver_postgres::PostgresConfig {
+                url: url.clone(),
+                password: settings
+                    .postgres_password_file
+                    .as_deref()
+                    .map(|p| read_secret(p, "Postgres password"))
+                    .transpose()?,
+                users_table: settings
+                    .postgres_users_table
+                    .clone()
+                    .unwrap_or(defaults.users_table),
+                // A dashboard check: a Postgres that is down must not hold it long.
+                connect_timeout: Duration::from_secs(2),
+                ..defaults
+            }))
+        }
+        None => None,
+    };
     let probes = Probes {
         cassandra: cassandra_probe,
         kafka: kafka_probe,
         spark_ui: settings.spark_ui.clone(),
+        postgres: postgres_probe,
     };
     let monitor = Arc::new(Monitor::new(metrics.clone(), &probes));
     let monitoring = tokio::spawn(monitor.clone().run(probes));

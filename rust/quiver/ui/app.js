@@ -74,7 +74,9 @@ function renderParts() {
     add("quiver serve", "ok", "answers");
   }
   const h = state.health;
-  const others = h ? [["Cassandra", h.cassandra], ["Kafka", h.kafka], ["Spark job", h.spark]] : [];
+  const others = h
+    ? [["Cassandra", h.cassandra], ["Kafka", h.kafka], ["Spark job", h.spark], ["Postgres", h.postgres]]
+    : [];
   for (const [name, part] of others) {
     // With the service gone, what it last said about them may no longer hold.
     if (state.serviceDown) add(name, "unknown", `last known: ${part.state}`);
@@ -188,6 +190,22 @@ function renderLag(h) {
   }));
 }
 
+const time = (ms) => (ms === null || ms === undefined ? "–" : new Date(ms).toLocaleString());
+
+function renderRuns(h) {
+  $("runs-note").textContent = h.postgres.state !== "ok" ? h.postgres.detail
+    : h.runs.length ? "" : "no batch run loaded yet (quiver batch, or the Airflow DAG)";
+  $("runs").tBodies[0].replaceChildren(...h.runs.map((r) => {
+    const tr = el("tr");
+    const missing = r.in_cassandra === null ? "–" : fmt(r.checked - r.in_cassandra);
+    tr.append(el("td", r.run_id), el("td", time(r.loaded_at_ms)),
+      el("td", `${time(r.first_event_ms)} – ${time(r.last_event_ms)}`), el("td", fmt(r.rows), "num"),
+      el("td", fmt(r.checked), "num"), el("td", r.in_cassandra === null ? "not asked" : fmt(r.in_cassandra), "num"),
+      el("td", missing, "num"));
+    return tr;
+  }));
+}
+
 async function pollOverview() {
   const o = await api("/api/overview");
   $("version").textContent = `v${o.version}`;
@@ -211,6 +229,7 @@ async function pollOverview() {
   }
   state.health = o.health;
   renderLag(o.health);
+  renderRuns(o.health);
 }
 
 // --- tables and analytics over the window -----------------------------------------------

@@ -6,6 +6,7 @@ use prometheus::proto::MetricFamily;
 use quiver_cassandra::CassandraSink;
 use quiver_flight::Metrics;
 use quiver_kafka::EndOffsets;
+use quiver_postgres::{BatchReader, LoadedRun, PostgresConfig, PostgresError};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, RwLock};
@@ -17,6 +18,10 @@ const HISTORY: usize = 600;
 pub const STEP: Duration = Duration::from_secs(1);
 /// Kafka and Cassandra are asked every few steps: each check is a network round trip.
 const PROBE_EVERY: u64 = 2;
+/// The batch runs are compared less often: each is up to a hundred reads by key.
+const COMPARE_EVERY: u64 = 15;
+const RUNS_COMPARED: i64 = 5;
+const IDS_PER_RUN: i64 = 10_000;
 
 /// One step of the live charts. Rates are per second over the step; times are in ms and
 /// `None` when nothing happened in the step (a gap in the chart, not a zero).
@@ -109,6 +114,51 @@ pub struct Probes {
     /// The Spark driver's UI (`http://host:4040`), whose Prometheus servlet reports each
     /// streaming query's progress.
     pub spark_ui: Option<String>,
+    /// Where the batch leg loads (its runs are compared with Cassandra).
+    pub postgres: Option<PostgresProbe>,
+}
+
+/// The batch leg's Postgres, connected on first use and again after a failure.
+pub struct PostgresProbe {
+    config: PostgresConfig,
+    reader: tokio::sync::Mutex<Option<BatchReader>>,
+}
+
+impl PostgresProbe {
+    pub fn new(config: PostgresConfig) -> Self {
+        Self {
+            config,
+            reader: tokio::sync::Mutex::default(),
+        }
+    }
+
+    async fn recent_runs(&self) -> Result<(String, Vec<LoadedRun>), PostgresError> {
+        let mut reader = self.reader.lock().await;
+        let connected = match reader.take() {
+            Some(connected) => connected,
+            None => BatchReader::connect(&self.config).await?,
+        };
+        let runs = connected.recent_runs(RUNS_COMPARED, IDS_PER_RUN).await?;
+        let target = connected.target().to_string();
+        // Kept only after a good read: a failed one reconnects next time.
+        *reader = Some(connected);
+        Ok((target, runs))
+    }
+}
+
+/// A batch run (Postgres) against the stream (Cassandra): how many of its users both hold.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RunCheck {
+    pub run_id: String,
+    /// Rows the run owns in the batch table.
+    pub rows: u64,
+    pub first_event_ms: Option<i64>,
+    pub last_event_ms: Option<i64>,
+    pub loaded_at_ms: i64,
+    /// Ids looked up (all of the run's, up to [`IDS_PER_RUN`]).
+    pub checked: u64,
+    /// Of those, how many Cassandra has; `None` when Cassandra could not be asked.
+    pub in_cassandra: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -116,7 +166,9 @@ pub struct Health {
     pub cassandra: Part,
     pub kafka: Part,
     pub spark: Part,
+    pub postgres: Part,
     pub lag: Vec<Lag>,
+    pub runs: Vec<RunCheck>,
 }
 
 /// One streaming query's progress as the driver's metrics servlet shows it.
@@ -374,6 +426,12 @@ impl Monitor {
                 "no driver UI address: set QUIVER_SPARK_UI (or spark_ui in [serve]) to see Spark's batch durations",
             ),
         };
+        let postgres = match &probes.postgres {
+            Some(p) => Part::unknown(format!("{}: not checked yet", p.config.url)),
+            None => Part::off(
+                "no Postgres address: set QUIVER_POSTGRES_URL (and QUIVER_POSTGRES_PASSWORD_FILE) to compare batch runs with the stream",
+            ),
+        };
         Self {
             metrics,
             http: reqwest::Client::builder()
@@ -387,7 +445,9 @@ impl Monitor {
                     cassandra,
                     kafka,
                     spark,
+                    postgres,
                     lag: Vec::new(),
+                    runs: Vec::new(),
                 },
                 spark: SparkProgress::default(),
             }),
@@ -403,6 +463,14 @@ impl Monitor {
             self.sample(now_ms());
             if step % PROBE_EVERY == 0 {
                 self.probe(&probes).await;
+            }
+            if step % COMPARE_EVERY == 0
+                && let Some(postgres) = &probes.postgres
+            {
+                let (part, runs) = compare_runs(postgres, probes.cassandra.as_deref()).await;
+                let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+                state.health.postgres = part;
+                state.health.runs = runs;
             }
         }
     }
@@ -536,6 +604,35 @@ impl Monitor {
     }
 }
 
+/// The latest batch runs, each with how many of its users Cassandra holds.
+async fn compare_runs(
+    postgres: &PostgresProbe,
+    cassandra: Option<&CassandraSink>,
+) -> (Part, Vec<RunCheck>) {
+    let (target, runs) = match postgres.recent_runs().await {
+        Ok(found) => found,
+        Err(e) => return (Part::checked(Err(e.to_string()), now_ms()), Vec::new()),
+    };
+    let mut checks = Vec::with_capacity(runs.len());
+    for run in runs {
+        let in_cassandra = match cassandra {
+            Some(sink) => sink.count_present(&run.ids).await.ok(),
+            None => None,
+        };
+        checks.push(RunCheck {
+            checked: run.ids.len() as u64,
+            run_id: run.run_id,
+            rows: run.rows,
+            first_event_ms: run.first_event_ms,
+            last_event_ms: run.last_event_ms,
+            loaded_at_ms: run.loaded_at_ms,
+            in_cassandra,
+        });
+    }
+    let detail = format!("{target}: {} batch run(s)", checks.len());
+    (Part::checked(Ok(detail), now_ms()), checks)
+}
+
 fn point(t: i64, seconds: f64, now: &Totals, before: &Totals) -> Point {
     let rate = |a: f64, b: f64| ((a - b) / seconds).max(0.0);
     let ms = |s: Option<f64>| s.map(|s| s * 1000.0);
@@ -602,6 +699,7 @@ mod tests {
                 cassandra: None,
                 kafka: None,
                 spark_ui: None,
+                postgres: None,
             },
         );
         monitor.sample(1_000);
