@@ -25,7 +25,7 @@ from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from spark_job import stop_job
-from test_stream import _produce_bad_records, produce_users, stream_command
+from test_stream import _produce_bad_records, produce_users, start_stream
 
 import conftest
 import stack
@@ -89,18 +89,21 @@ def part(driver: webdriver.Chrome, name: str) -> str | None:
 
 
 def parts(driver: webdriver.Chrome) -> dict[str, str]:
-    return {
-        li.get_attribute("data-part"): li.get_attribute("class")
-        for li in driver.find_elements(By.CSS_SELECTOR, "#parts li")
-    }
+    """Every part's pill: its name and state, read in one script (the pills are redrawn
+    every second)."""
+    pills = "[...document.querySelectorAll('#parts li')]"
+    return js(driver, f"return Object.fromEntries({pills}.map(li => [li.dataset.part, li.className]))")
+
+
+def rows(driver: webdriver.Chrome, table: str) -> list[list[str]]:
+    """The cells' text of a table's body rows, read in one script: the page redraws its
+    tables every second, so element handles would go stale between reads."""
+    script = "return [...document.querySelectorAll(`#${arguments[0]} tbody tr`)]"
+    return js(driver, script + ".map(r => [...r.cells].map(c => c.textContent))", table)
 
 
 def column(driver: webdriver.Chrome, table: str, index: int) -> list[str]:
-    """The text of one column of a table's body rows."""
-    return [
-        row.find_elements(By.TAG_NAME, "td")[index].text
-        for row in driver.find_elements(By.CSS_SELECTOR, f"#{table} tbody tr")
-    ]
+    return [row[index] for row in rows(driver, table)]
 
 
 def charted(driver: webdriver.Chrome, chart: str, series: int) -> bool:
@@ -138,12 +141,7 @@ def test_the_dashboard_shows_a_live_stream(settings, unique_name, tmp_path, brow
         produce_users(str(conftest.quiver_bin()), settings, topic, count=100)
         bad = _produce_bad_records(settings, topic)
         engine = ["--engine", "flight", "--flight-endpoint", serve.location]
-        command = stream_command(settings, topic, engine, tmp_path / "ckpt")
-        # A running stream rather than available-now: micro-batches every second.
-        cut = command.index("--trigger")
-        command = [*command[:cut], *command[command.index("--max-offsets-per-trigger") + 2 :]]
-        with (tmp_path / "job.log").open("w") as out:
-            job = subprocess.Popen(command, stdout=out, stderr=out, start_new_session=True)
+        job = start_stream(settings, topic, engine, tmp_path / "ckpt", tmp_path / "job.log")
         producer = subprocess.Popen(
             [str(conftest.quiver_bin()), "produce", "--source", "synthetic", "--count", "30000", "--rate", "400",
              "--topic", topic, "--partitions", "2", "--bootstrap-servers", settings.kafka_bootstrap],
@@ -179,10 +177,7 @@ def test_the_dashboard_shows_a_live_stream(settings, unique_name, tmp_path, brow
             assert batch.returncode == 0, batch.stderr[-3000:]
 
             def run_row() -> list[str] | None:
-                rows = [
-                    r.find_elements(By.TAG_NAME, "td") for r in browser.find_elements(By.CSS_SELECTOR, "#runs tbody tr")
-                ]
-                return next(([c.text for c in r] for r in rows if r[0].text == run_id), None)
+                return next((row for row in rows(browser, "runs") if row[0] == run_id), None)
 
             row = wait_until("the batch run with no user missing in Cassandra",
                              lambda: (r := run_row()) and r[6] == "0" and r)  # fmt: skip
@@ -220,7 +215,7 @@ def test_the_dashboard_names_the_part_that_is_down(settings, tmp_path, browser, 
         browser.get(f"{serve.http}/")
         wait_until("Kafka as down", lambda: part(browser, "Kafka") == "down")
         wait_until("the Spark job as down", lambda: part(browser, "Spark job") == "down")
-        kafka = browser.find_element(By.CSS_SELECTOR, "#parts li[data-part=Kafka]").text
+        kafka = js(browser, "return document.querySelector('#parts li[data-part=Kafka]').textContent")
         assert f"127.0.0.1:{nothing_there}" in kafka, kafka
         state = parts(browser)
         assert (state["Cassandra"], state["quiver serve"], state["stream"]) == ("off", "ok", "idle"), state

@@ -20,7 +20,7 @@ import urllib.request
 
 import pytest
 from spark_job import stop_job
-from test_stream import produce_users, stream_command
+from test_stream import produce_users, start_stream
 
 import conftest
 import stack
@@ -102,11 +102,7 @@ def test_every_metric_the_dashboard_and_prometheus_name_is_exported(
     with conftest.running_serve(["--sink", "cassandra"], env, serve_log, http_port=stack.SERVE_METRICS_PORT) as serve:
         produce_users(quiver, settings, topic, count=100)
         engine = ["--engine", "flight", "--flight-endpoint", serve.location]
-        command = stream_command(settings, topic, engine, tmp_path / "ckpt")
-        cut = command.index("--trigger")
-        command = [*command[:cut], *command[command.index("--max-offsets-per-trigger") + 2 :]]
-        with (tmp_path / "job.log").open("w") as out:
-            job = subprocess.Popen(command, stdout=out, stderr=out, start_new_session=True)
+        job = start_stream(settings, topic, engine, tmp_path / "ckpt", tmp_path / "job.log")
         producer = subprocess.Popen(
             [quiver, "produce", "--source", "synthetic", "--count", "1000000", "--rate", "500", "--topic", topic,
              "--bootstrap-servers", settings.kafka_bootstrap,
