@@ -1521,8 +1521,9 @@ def cmd_topic(s: Settings, name: str, partitions: int) -> int:
     return 0
 
 
-def cmd_env(s: Settings) -> int:
-    env = {
+def stack_env(s: Settings) -> dict[str, str]:
+    """The stack's addresses as the variables quiver, the Spark job and the tests read."""
+    return {
         "QUIVER_STATE_DIR": str(s.state),
         "QUIVER_KAFKA_BOOTSTRAP": s.kafka_bootstrap,
         "QUIVER_CASSANDRA_NODES": f"{s.host}:{s.cassandra_port}",
@@ -1543,7 +1544,10 @@ def cmd_env(s: Settings) -> int:
         ),
         **spark_env(s),
     }
-    for k, v in env.items():
+
+
+def cmd_env(s: Settings) -> int:
+    for k, v in stack_env(s).items():
         print(f"export {k}={_sh_quote(v)}")
     return 0
 
