@@ -55,7 +55,12 @@ def test_a_taken_port_is_named_and_nothing_starts(scratch_state):
         holder.listen()
         taken = holder.getsockname()[1]
         result = _stack(
-            scratch_state, "up", "kafka", QUIVER_KAFKA_PORT=str(taken), QUIVER_KAFKA_CONTROLLER_PORT=str(free_port())
+            scratch_state,
+            "up",
+            "kafka",
+            QUIVER_KAFKA_PORT=str(taken),
+            QUIVER_KAFKA_CONTROLLER_PORT=str(free_port()),
+            QUIVER_KAFKA_METRICS_PORT=str(free_port()),
         )
     assert result.returncode == 1
     assert f"port {taken} on 127.0.0.1 (kafka) is taken" in result.stderr
@@ -70,6 +75,7 @@ def test_a_component_that_dies_shows_its_log_and_leaves_nothing_running(scratch_
         "kafka",
         QUIVER_KAFKA_PORT=str(free_port()),
         QUIVER_KAFKA_CONTROLLER_PORT=str(free_port()),
+        QUIVER_KAFKA_METRICS_PORT=str(free_port()),
         QUIVER_KAFKA_HEAP="not-a-size",
     )
     assert result.returncode == 1
@@ -95,9 +101,11 @@ def test_a_bad_port_setting_names_the_variable(scratch_state):
 def test_status_fails_while_a_component_is_down(scratch_state):
     result = _stack(scratch_state, "status")
     assert result.returncode == 1
-    assert result.stdout.count("STOPPED") == 8
-    # Airflow is optional: stopped, it is marked so and does not count against the stack.
+    assert result.stdout.count("STOPPED") == 9
+    # Airflow and Prometheus are optional: stopped, they are marked so and do not count
+    # against the stack.
     assert result.stdout.count("optional: up --with-airflow") == 3
+    assert result.stdout.count("optional: up --with-monitoring") == 1
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root runs Postgres as another user")

@@ -371,7 +371,7 @@ mod tests {
         };
         let dashboard = Arc::new(Dashboard {
             engine,
-            monitor: Arc::new(Monitor::new(metrics, &probes)),
+            monitor: Arc::new(Monitor::new(metrics, &probes).unwrap()),
             token: token.map(str::to_string),
             links: vec![Link {
                 name: "Spark UI".into(),

@@ -434,7 +434,8 @@ async fn serve(args: Args) -> Result<()> {
         spark_ui: settings.spark_ui.clone(),
         postgres: postgres_probe,
     };
-    let monitor = Arc::new(Monitor::new(metrics.clone(), &probes));
+    let monitor =
+        Arc::new(Monitor::new(metrics.clone(), &probes).context("the dashboard's HTTP client")?);
     let monitoring = tokio::spawn(monitor.clone().run(probes));
     let dashboard = Arc::new(Dashboard {
         engine: engine.clone(),

@@ -409,7 +409,9 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    pub fn new(metrics: Metrics, probes: &Probes) -> Self {
+    /// Fails only when the HTTP client for the Spark driver cannot be built (its TLS
+    /// backend does not start).
+    pub fn new(metrics: Metrics, probes: &Probes) -> Result<Self, reqwest::Error> {
         let cassandra = match probes.cassandra {
             Some(_) => Part::unknown("not checked yet"),
             None => Part::off("the service stores nothing (--sink none)"),
@@ -432,12 +434,11 @@ impl Monitor {
                 "no Postgres address: set QUIVER_POSTGRES_URL (and QUIVER_POSTGRES_PASSWORD_FILE) to compare batch runs with the stream",
             ),
         };
-        Self {
+        Ok(Self {
             metrics,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(2))
-                .build()
-                .unwrap_or_default(),
+                .build()?,
             state: RwLock::new(State {
                 points: VecDeque::with_capacity(HISTORY),
                 last: None,
@@ -451,7 +452,7 @@ impl Monitor {
                 },
                 spark: SparkProgress::default(),
             }),
-        }
+        })
     }
 
     /// Samples and probes until the task is aborted.
@@ -701,7 +702,8 @@ mod tests {
                 spark_ui: None,
                 postgres: None,
             },
-        );
+        )
+        .unwrap();
         monitor.sample(1_000);
         assert!(
             monitor.points_after(0).is_empty(),
