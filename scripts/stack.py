@@ -935,9 +935,11 @@ def airflow_dag_processor_prepare(s: Settings) -> Path:
 
 PROMETHEUS = Path("/usr/bin/prometheus")
 # Where quiver's own processes answer Prometheus on the local stack: `quiver serve`'s HTTP
-# port, and `quiver produce --metrics-addr` (not started by the stack).
+# port and `quiver produce --metrics-addr` (neither started by the stack).
 SERVE_METRICS_PORT = 9464
 PRODUCE_METRICS_PORT = 9465
+# ... and the Spark job's own figures (stream_users.py --metrics-addr).
+JOB_METRICS_PORT = 9466
 SPARK_DRIVER_UI_PORT = 4040
 
 
@@ -947,6 +949,7 @@ def prometheus_targets(s: Settings) -> dict[str, str]:
         "prometheus": f"{s.host}:{s.prometheus_port}",
         "quiver-serve": f"{s.host}:{SERVE_METRICS_PORT}",
         "quiver-produce": f"{s.host}:{PRODUCE_METRICS_PORT}",
+        "quiver-job": f"{s.host}:{JOB_METRICS_PORT}",
         "kafka": f"{s.host}:{s.kafka_metrics_port}",
         "cassandra": f"{s.host}:{s.cassandra_metrics_port}",
         "spark-master": f"{s.host}:{s.spark_master_ui_port}",

@@ -416,15 +416,15 @@ REALTIME_ARGS = ["--trigger", "realtime", "--checkpoint-interval", "10 seconds",
 
 
 def start_stream(
-    settings, topic: str, engine_args: list[str], checkpoint: Path, log: Path, trigger_args: tuple[str, ...] = ()
+    settings, topic: str, engine_args: list[str], checkpoint: Path, log: Path, extra_args: tuple[str, ...] = ()
 ) -> subprocess.Popen:
     """The job running until stopped (stop_job): the job's default trigger (1-s micro-batches)
-    or `trigger_args`, its output in `log`."""
+    unless `extra_args` name another, its output in `log`."""
     command = stream_command(settings, topic, engine_args, checkpoint)
     command = [*command[: command.index("--trigger")], *command[command.index("--max-offsets-per-trigger") + 2 :]]
     with log.open("w") as out:
         # Its own process group, so that stopping it reaches spark-submit and the Python driver.
-        return subprocess.Popen([*command, *trigger_args], stdout=out, stderr=out, start_new_session=True)
+        return subprocess.Popen([*command, *extra_args], stdout=out, stderr=out, start_new_session=True)
 
 
 def start_realtime(settings, topic: str, engine_args: list[str], checkpoint: Path, log: Path) -> subprocess.Popen:

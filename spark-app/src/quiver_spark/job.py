@@ -18,6 +18,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from quiver_spark import metrics as job_metrics
 from quiver_spark import options as opts
 from quiver_spark.exchange import ACK_SCHEMA, KAFKA_COLUMNS, Target, task_exchange
 from quiver_spark.inprocess import InProcessTarget, check, task_inprocess
@@ -33,6 +34,7 @@ class Totals:
     rows_in: int = 0
     rows_written: int = 0
     rows_rejected: int = 0
+    last_batch_s: float = 0.0
     realtime: bool = False
     started: float = field(default_factory=time.monotonic)
 
@@ -94,6 +96,7 @@ class BatchHandler:
             self.totals.rows_in += rows_in
             self.totals.rows_written += written
             self.totals.rows_rejected += rejected
+            self.totals.last_batch_s = time.monotonic() - started
             # Stage times are summed over the tasks, which run in parallel.
             log.info(
                 "batch %d: %d rows in, %d written, %d rejected, %d acks from %d tasks in %.2f s "
@@ -309,6 +312,22 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, request_stop)
     stop_on_jvm_sigterm(spark, lambda: request_stop(signal.SIGTERM, where=" by spark-submit"))
 
+    metrics_server = None
+    if options.metrics_addr:
+
+        def figures() -> str:
+            # In real-time mode the rows are counted by accumulators, read when asked.
+            if counters is not None:
+                counters.update(handler.totals)
+            return job_metrics.render(handler.totals, {"engine": options.engine, "topic": options.topic})
+
+        try:
+            metrics_server = job_metrics.serve(options.metrics_addr, figures)
+        except OSError as error:
+            log.error("%s", error)
+            spark.stop()
+            return 2
+
     restarts = 0
     while True:
         batches_before = handler.totals.batches
@@ -344,6 +363,8 @@ def main(argv: list[str] | None = None) -> int:
     if counters is not None:
         counters.update(handler.totals)
     log.info("done: %s", handler.totals.summary())
+    if metrics_server is not None:
+        metrics_server.shutdown()
     spark.stop()
     if failure is not None:
         log.info("the query's failure in full: %s", failure)

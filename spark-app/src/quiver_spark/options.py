@@ -47,6 +47,7 @@ class Options:
     rt_linger_ms: int
     max_restarts: int
     restart_backoff_s: float
+    metrics_addr: tuple[str, int] | None
 
     @property
     def available_now(self) -> bool:
@@ -69,6 +70,13 @@ def _flag(raw: str) -> bool:
     if lowered in ("false", "0", "no"):
         return False
     raise argparse.ArgumentTypeError(f"{raw!r} is not a boolean (true or false)")
+
+
+def _host_port(raw: str) -> tuple[str, int]:
+    host, _, port = raw.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not HOST:PORT (e.g. 127.0.0.1:9466)")
+    return host, int(port)
 
 
 def _positive_int(raw: str) -> int:
@@ -162,6 +170,13 @@ def build_parser(env: dict[str, str]) -> argparse.ArgumentParser:
         help="seconds before the first restart, doubling up to a minute (QUIVER_RESTART_BACKOFF)",
     )
     stream.add_argument("--app-name", default=default("APP_NAME", "quiver-stream-users"), help="(QUIVER_APP_NAME)")
+    stream.add_argument(
+        "--metrics-addr",
+        type=_host_port,
+        default=default("JOB_METRICS_ADDR", None),
+        help="serve the job's own figures (batches, rows in, written, rejected) for Prometheus at "
+        "http://HOST:PORT/metrics, e.g. 127.0.0.1:9466 (QUIVER_JOB_METRICS_ADDR)",
+    )
     engine = parser.add_argument_group("transformation")
     engine.add_argument(
         "--engine",
@@ -349,6 +364,7 @@ def _validate(args: argparse.Namespace, env: dict[str, str]) -> Options:
         rt_linger_ms=args.rt_linger_ms,
         max_restarts=max_restarts,
         restart_backoff_s=args.restart_backoff,
+        metrics_addr=args.metrics_addr,
     )
 
 
