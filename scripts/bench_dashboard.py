@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     if not quiver.is_file():
         parser.error(f"the release binary is missing ({quiver}): scripts/bench dashboard builds it")
     logs = s.logs("bench-dashboard")
+    logs.mkdir(parents=True, exist_ok=True)
     name = f"bench_dashboard_{uuid.uuid4().hex[:8]}"
     env = {**os.environ, **stack.stack_env(s), "QUIVER_CASSANDRA_KEYSPACE": name}
     with running_serve(quiver, ["--sink", "cassandra"], env, logs / "serve.log") as serve:
