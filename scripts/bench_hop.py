@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         floor = TcpFloor()
         cleanup.callback(floor.close)
         task_target = Target(
-            endpoint=endpoint,
+            endpoints=(endpoint,),
             pipeline="users",
             tls_ca=None,
             token=None,

@@ -9,10 +9,10 @@ from quiver_spark import options
 
 def test_defaults_are_the_local_stack():
     o = options.parse([], env={})
-    assert (o.bootstrap_servers, o.topic, o.flight_endpoint, o.pipeline) == (
+    assert (o.bootstrap_servers, o.topic, o.flight_endpoints, o.pipeline) == (
         "127.0.0.1:9092",
         "users_created",
-        "grpc://127.0.0.1:50051",
+        ("grpc://127.0.0.1:50051",),
         "users",
     )
     assert (o.starting_offsets, o.max_offsets_per_trigger, o.fail_on_data_loss) == ("earliest", 200000, True)
@@ -56,6 +56,12 @@ def test_token_comes_from_a_file_or_the_environment(tmp_path):
         (["--rt-linger-ms", "-1"], "--rt-linger-ms must be 0"),
         (["--max-restarts", "-1"], "--max-restarts must be 0"),
         (["--flight-endpoint", "http://x:1"], "--flight-endpoint 'http://x:1' is not grpc://host:port"),
+        (
+            ["--flight-endpoint", "grpc://a:1,b:2"],
+            "--flight-endpoint 'b:2' is not grpc://host:port (or grpc+tls://host:port) in 'grpc://a:1,b:2'",
+        ),
+        (["--flight-endpoint", "grpc://a:1, grpc://a:1"], "names an endpoint twice"),
+        (["--flight-endpoint", " , "], "--flight-endpoint is empty"),
         (["--max-offsets-per-trigger", "0"], "0 must be greater than 0"),
         (["--fail-on-data-loss", "maybe"], "'maybe' is not a boolean"),
         (["--token-file", "/nonexistent/token"], "--token-file /nonexistent/token: No such file or directory"),
@@ -63,6 +69,9 @@ def test_token_comes_from_a_file_or_the_environment(tmp_path):
         (["--engine", "inprocess", "--cassandra-nodes", "db"], "--cassandra-nodes 'db' is not host:port"),
         (["--pipeline-sql", "/etc/hostname"], "--pipeline-sql applies to --engine inprocess"),
         (["--engine", "inprocess", "--pipeline-sql", "/nonexistent.sql"], "--pipeline-sql /nonexistent.sql: No such"),
+        (["--cassandra-consistency", "most"], "--cassandra-consistency 'most' is not a write consistency level"),
+        (["--cassandra-retry-window", "-1"], "--cassandra-retry-window must be 0 seconds"),
+        (["--cassandra-replication-factor", "0"], "0 must be greater than 0"),
         (["--cassandra-username", "quiver"], "need both --cassandra-username and --cassandra-password-file"),
         (["--flight-endpoint", "grpc+tls://svc:50051"], "speaks TLS: give the CA certificate with --tls-ca-file"),
     ],
@@ -89,9 +98,15 @@ def test_inprocess_engine_settings(tmp_path):
     o = options.parse(argv, env=env)
     assert o.engine == "inprocess"
     assert o.pipeline_sql == "SELECT * FROM raw_users"
-    assert o.cassandra_nodes == ("a:9042", "b:9043")
-    assert o.cassandra_keyspace == "spark_streams"
-    assert o.cassandra_credentials == ("quiver", "pw")
+    assert o.cassandra.nodes == ("a:9042", "b:9043")
+    assert o.cassandra.keyspace == "spark_streams"
+    assert o.cassandra.credentials == ("quiver", "pw")
+    assert (o.cassandra.consistency, o.cassandra.retry_window_s, o.cassandra.datacenter) == ("LOCAL_QUORUM", 60, None)
+
+
+def test_several_flight_endpoints():
+    o = options.parse(["--flight-endpoint", "grpc://a:50051, grpc://b:50051"], env={})
+    assert o.flight_endpoints == ("grpc://a:50051", "grpc://b:50051")
 
 
 def test_the_token_file_variable_is_the_one_quiver_serve_reads(tmp_path):

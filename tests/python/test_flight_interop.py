@@ -178,13 +178,13 @@ def test_the_spark_jobs_client_speaks_tls(tmp_path: Path) -> None:
     tls = {"QUIVER_TLS_CERT_FILE": str(tmp_path / "server.pem"), "QUIVER_TLS_KEY_FILE": str(tmp_path / "server.key")}
     for server in start(None, tmp_path, tls):
         location = server.location.replace("grpc://", "grpc+tls://")
-        target = Target(location, "users", (tmp_path / "ca.pem").read_bytes(), None, 30.0, 64 * 1024 * 1024)
+        target = Target((location,), "users", (tmp_path / "ca.pem").read_bytes(), None, 30.0, 64 * 1024 * 1024)
         acks = exchange(target, 1, 0, 0, [kafka_batch(good_values(3, 900))])
         assert acks.column("rows_out").to_pylist() == [3]
         other = tmp_path / "other"
         other.mkdir()
         make_certificates(other)
-        untrusted = Target(location, "users", (other / "ca.pem").read_bytes(), None, 30.0, 64 * 1024 * 1024, 0.5)
+        untrusted = Target((location,), "users", (other / "ca.pem").read_bytes(), None, 30.0, 64 * 1024 * 1024, 0.5)
         with pytest.raises(ExchangeError, match="could not be reached"):
             exchange(untrusted, 1, 0, 0, [kafka_batch(good_values(1))])
 
@@ -194,10 +194,36 @@ def test_the_spark_jobs_client_waits_for_an_unreachable_service_then_names_it() 
     from quiver_spark.exchange import ExchangeError, Target, exchange
 
     endpoint = f"grpc://127.0.0.1:{free_port()}"
-    target = Target(endpoint, "users", None, None, 30.0, 64 * 1024 * 1024, connect_retry_s=1.0)
+    target = Target((endpoint,), "users", None, None, 30.0, 64 * 1024 * 1024, connect_retry_s=1.0)
     with pytest.raises(ExchangeError) as raised:
         exchange(target, 1, 0, 0, [kafka_batch(good_values(1))])
     message = str(raised.value)
     assert f"the Flight service at {endpoint} could not be reached in" in message
     attempts = int(message.split(" could not be reached in ")[1].split()[0])
     assert attempts >= 2, message
+
+
+def test_a_task_fails_over_to_the_next_flight_service_that_answers(tmp_path: Path) -> None:
+    """Two endpoints, the first with no service: partition 0 starts there and ends up at
+    the second; with neither answering, the error names both."""
+    from conftest import free_port
+    from quiver_spark.exchange import ExchangeError, Target, endpoints_from, exchange
+
+    dead = f"grpc://127.0.0.1:{free_port()}"
+    for server in start(None, tmp_path):
+        target = Target((dead, server.location), "users", None, None, 30.0, 64 * 1024 * 1024, connect_retry_s=1.0)
+        assert endpoints_from(target, 0, 0) == [dead, server.location]
+        # A retried task (attempt 1) and the next partition start at the other service.
+        assert endpoints_from(target, 0, 1) == endpoints_from(target, 1, 0) == [server.location, dead]
+        for partition in (0, 1):
+            acks = exchange(target, 1, partition, 0, [kafka_batch(good_values(2, 700 + partition))])
+            assert acks.column("rows_out").to_pylist() == [2]
+    other_dead = f"grpc://127.0.0.1:{free_port()}"
+    target = Target((dead, other_dead), "users", None, None, 30.0, 64 * 1024 * 1024, connect_retry_s=0.5)
+    with pytest.raises(ExchangeError) as raised:
+        exchange(target, 1, 0, 0, [kafka_batch(good_values(1))])
+    message = str(raised.value)
+    assert f"none of the Flight services at {dead}, {other_dead} could be reached in" in message, message
+    assert f"{dead}: " in message and f"{other_dead}: " in message, message
+    # gRPC's debug context, which repeats each reason, is left to the chained error.
+    assert "debug context" not in message, message

@@ -12,6 +12,12 @@
 //! version over a newer one (docs/ARCHITECTURE.md, "Which version wins"). `written_at` is
 //! stamped by Cassandra (`currentTimestamp()`) when it executes the INSERT: the moment
 //! the row is written, which the write timestamp no longer tells.
+//!
+//! A write that fails because Cassandra cannot be reached or cannot meet the consistency
+//! level now (a node restarting, a lost connection, too few replicas up) is retried with
+//! back-off for up to [`CassandraConfig::retry_window`], so a restart of up to a minute
+//! costs the stream a pause, not a failed batch; a write Cassandra refuses outright (an
+//! invalid statement, no permission) fails at once.
 
 use arrow::array::{
     Array, AsArray, BinaryArray, Int32Array, Int64Array, RecordBatch, StringArray,
@@ -23,17 +29,68 @@ use futures::{StreamExt, TryStreamExt, stream};
 use quiver_core::schema::{created_users_schema, rejects_schema};
 use quiver_core::{Sink, SinkError, SinkReport};
 use scylla::SerializeRow;
+use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
+use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
+use scylla::policies::load_balancing::DefaultPolicy;
+use scylla::statement::Consistency;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 const SINK: &str = "cassandra";
 /// Keys per `IN` read: Cassandra coordinates each key separately, and a large IN list
 /// holds one coordinator long; a hundred is the usual bound.
 pub const IDS_PER_READ: usize = 100;
+/// The first pause before a failed write is tried again; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// The longest pause between two attempts: a node back from a restart is written to
+/// within a second.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// The write consistency levels, by their CQL names. SERIAL and LOCAL_SERIAL apply to
+/// lightweight transactions only, which the sink does not use.
+pub const WRITE_CONSISTENCY_LEVELS: [Consistency; 9] = [
+    Consistency::Any,
+    Consistency::One,
+    Consistency::Two,
+    Consistency::Three,
+    Consistency::Quorum,
+    Consistency::All,
+    Consistency::LocalQuorum,
+    Consistency::EachQuorum,
+    Consistency::LocalOne,
+];
+
+/// A write consistency level from its CQL name (`local_quorum` or `LOCAL_QUORUM`).
+pub fn consistency_from_name(name: &str) -> Result<Consistency, CassandraError> {
+    WRITE_CONSISTENCY_LEVELS
+        .into_iter()
+        .find(|c| consistency_name(*c).eq_ignore_ascii_case(name.trim()))
+        .ok_or_else(|| CassandraError::BadConsistency(name.to_string()))
+}
+
+/// The CQL name of a consistency level (`LOCAL_QUORUM`).
+pub fn consistency_name(consistency: Consistency) -> &'static str {
+    match consistency {
+        Consistency::Any => "ANY",
+        Consistency::One => "ONE",
+        Consistency::Two => "TWO",
+        Consistency::Three => "THREE",
+        Consistency::Quorum => "QUORUM",
+        Consistency::All => "ALL",
+        Consistency::LocalQuorum => "LOCAL_QUORUM",
+        Consistency::EachQuorum => "EACH_QUORUM",
+        Consistency::LocalOne => "LOCAL_ONE",
+        Consistency::Serial => "SERIAL",
+        Consistency::LocalSerial => "LOCAL_SERIAL",
+    }
+}
 
 /// Connection and write settings.
 #[derive(Debug, Clone)]
@@ -41,13 +98,20 @@ pub struct CassandraConfig {
     /// `host:port` contact points.
     pub nodes: Vec<String>,
     pub keyspace: String,
-    /// Used only when the keyspace is created; 1 suits the one-node local stack.
+    /// Replicas of each row, used only when the keyspace is created; 1 suits the one-node
+    /// local stack, 3 a cluster.
     pub replication_factor: u32,
+    /// With a datacenter, the keyspace is created with `NetworkTopologyStrategy` and
+    /// `replication_factor` replicas there, and requests go to that datacenter's nodes
+    /// first; without, `SimpleStrategy`. It must be one the cluster has.
+    pub datacenter: Option<String>,
+    /// Of every write. LOCAL_QUORUM is a majority of the replicas (1 of 1, 2 of 3).
+    pub consistency: Consistency,
     /// Concurrent INSERTs per batch.
     pub concurrency: usize,
-    /// Further attempts after a failed INSERT, with doubling back-off.
-    pub retries: u32,
-    pub backoff: Duration,
+    /// How long a write that Cassandra cannot take now is tried again, with back-off,
+    /// before its batch fails as unavailable; zero fails at the first error.
+    pub retry_window: Duration,
     pub request_timeout: Duration,
     /// Optional credentials; there is no default.
     pub credentials: Option<(String, String)>,
@@ -59,9 +123,11 @@ impl Default for CassandraConfig {
             nodes: vec!["127.0.0.1:9042".into()],
             keyspace: "spark_streams".into(),
             replication_factor: 1,
+            datacenter: None,
+            consistency: Consistency::LocalQuorum,
             concurrency: 256,
-            retries: 3,
-            backoff: Duration::from_millis(100),
+            // A node restart takes 15-30 s on a small machine; a minute covers it twice.
+            retry_window: Duration::from_secs(60),
             request_timeout: Duration::from_secs(5),
             credentials: None,
         }
@@ -78,6 +144,26 @@ pub enum CassandraError {
     Schema { statement: String, message: String },
     #[error("keyspace name `{0}` is invalid: use letters, digits and `_` only")]
     BadKeyspace(String),
+    #[error(
+        "Cassandra node `{0}` is not host:port (e.g. 127.0.0.1:9042); separate nodes with commas"
+    )]
+    BadNode(String),
+    #[error("replication factor 0 is invalid: every row needs at least one replica")]
+    BadReplicationFactor,
+    #[error("consistency level `{0}` is unknown: use one of {levels}", levels = consistency_names())]
+    BadConsistency(String),
+    #[error(
+        "datacenter `{datacenter}` is not in the cluster at {nodes}; its datacenters are: {known}"
+    )]
+    UnknownDatacenter {
+        datacenter: String,
+        nodes: String,
+        known: String,
+    },
+}
+
+fn consistency_names() -> String {
+    WRITE_CONSISTENCY_LEVELS.map(consistency_name).join(", ")
 }
 
 #[derive(Debug)]
@@ -87,14 +173,96 @@ pub struct CassandraSink {
     insert_reject: PreparedStatement,
     select_ids: PreparedStatement,
     config: CassandraConfig,
+    outage: Outage,
 }
 
-fn schema_statements(ks: &str, rf: u32) -> Vec<String> {
-    vec![
-        format!(
-            "CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = \
-             {{'class': 'SimpleStrategy', 'replication_factor': {rf}}}"
+/// Whether writes are waiting for Cassandra now, so that an outage is logged once when it
+/// begins and once when it ends, not once per INSERT.
+#[derive(Debug, Default)]
+struct Outage {
+    waiting: AtomicBool,
+    since: Mutex<Option<Instant>>,
+}
+
+impl Outage {
+    fn begin(&self, error: &ExecutionError, window: Duration) {
+        let mut since = self.since.lock().unwrap_or_else(|e| e.into_inner());
+        if since.is_none() {
+            *since = Some(Instant::now());
+            self.waiting.store(true, Ordering::Release);
+            tracing::warn!(
+                error = %error,
+                "Cassandra cannot take writes now; each write is tried again for up to {}",
+                humanize(window)
+            );
+        }
+    }
+
+    fn end(&self) {
+        if self.waiting.load(Ordering::Acquire) {
+            let mut since = self.since.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(began) = since.take() {
+                self.waiting.store(false, Ordering::Release);
+                tracing::warn!(
+                    "Cassandra takes writes again, after {}",
+                    humanize(began.elapsed())
+                );
+            }
+        }
+    }
+}
+
+fn humanize(d: Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
+}
+
+/// Whether trying again later can help: Cassandra, a node or the connection was not
+/// there, or too few replicas answered in time. A statement Cassandra refuses (invalid,
+/// unauthorized) or values the driver cannot send fail the same way every time.
+pub fn waiting_may_help(error: &ExecutionError) -> bool {
+    match error {
+        ExecutionError::BadQuery(_) => false,
+        ExecutionError::LastAttemptError(attempt) => match attempt {
+            RequestAttemptError::DbError(db, _) => !matches!(
+                db,
+                DbError::SyntaxError
+                    | DbError::Invalid
+                    | DbError::AlreadyExists { .. }
+                    | DbError::FunctionFailure { .. }
+                    | DbError::AuthenticationError
+                    | DbError::Unauthorized
+                    | DbError::ConfigError
+                    | DbError::ProtocolError
+            ),
+            RequestAttemptError::SerializationError(_)
+            | RequestAttemptError::CqlRequestSerialization(_) => false,
+            _ => true,
+        },
+        _ => true,
+    }
+}
+
+fn is_host_port(node: &str) -> bool {
+    node.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty() && !host.contains(char::is_whitespace) && port.parse::<u16>().is_ok()
+    })
+}
+
+fn replication(config: &CassandraConfig) -> String {
+    let rf = config.replication_factor;
+    match &config.datacenter {
+        // The name is one the cluster reported (check_datacenter); quoted all the same.
+        Some(dc) => format!(
+            "{{'class': 'NetworkTopologyStrategy', '{}': {rf}}}",
+            dc.replace('\'', "''")
         ),
+        None => format!("{{'class': 'SimpleStrategy', 'replication_factor': {rf}}}"),
+    }
+}
+
+fn schema_statements(ks: &str, replication: &str) -> Vec<String> {
+    vec![
+        format!("CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = {replication}"),
         format!(
             "CREATE TABLE IF NOT EXISTS {ks}.created_users (\
              id uuid PRIMARY KEY, first_name text, last_name text, gender text, address text, \
@@ -120,13 +288,29 @@ impl CassandraSink {
         if ks.is_empty() || !ks.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(CassandraError::BadKeyspace(ks.clone()));
         }
+        if let Some(bad) = config.nodes.iter().find(|n| !is_host_port(n)) {
+            return Err(CassandraError::BadNode(bad.clone()));
+        }
+        if config.replication_factor == 0 {
+            return Err(CassandraError::BadReplicationFactor);
+        }
         let connect_err = |message: String| CassandraError::Connect {
             nodes: config.nodes.join(","),
             message,
         };
+        let mut policy = DefaultPolicy::builder().token_aware(true);
+        if let Some(dc) = &config.datacenter {
+            policy = policy.prefer_datacenter(dc.clone());
+        }
+        let profile = ExecutionProfile::builder()
+            .consistency(config.consistency)
+            .request_timeout(Some(config.request_timeout))
+            .load_balancing_policy(policy.build())
+            .build();
         let mut builder = SessionBuilder::new()
             .known_nodes(&config.nodes)
-            .connection_timeout(config.request_timeout);
+            .connection_timeout(config.request_timeout)
+            .default_execution_profile_handle(profile.into_handle());
         if let Some((user, password)) = &config.credentials {
             builder = builder.user(user, password);
         }
@@ -134,7 +318,8 @@ impl CassandraSink {
             .build()
             .await
             .map_err(|e| connect_err(e.to_string()))?;
-        for statement in schema_statements(ks, config.replication_factor) {
+        check_datacenter(&session, &config)?;
+        for statement in schema_statements(ks, &replication(&config)) {
             session
                 .query_unpaged(statement.as_str(), ())
                 .await
@@ -153,7 +338,6 @@ impl CassandraSink {
         let prepare =
             |cql: String| {
                 let session = &session;
-                let timeout = config.request_timeout;
                 async move {
                     let mut p = session.prepare(cql.as_str()).await.map_err(|e| {
                         CassandraError::Schema {
@@ -163,7 +347,6 @@ impl CassandraSink {
                     })?;
                     // INSERTs are upserts, so the driver may safely retry them too.
                     p.set_is_idempotent(true);
-                    p.set_request_timeout(Some(timeout));
                     Ok::<_, CassandraError>(p)
                 }
             };
@@ -188,17 +371,36 @@ impl CassandraSink {
             insert_reject,
             select_ids,
             config,
+            outage: Outage::default(),
         })
+    }
+
+    /// [`connect`](Self::connect), trying again with back-off for up to the retry window
+    /// while Cassandra cannot be reached: for a process that joins a running stream (a new
+    /// Spark worker) during an outage, which should wait like the writes do. Start-up
+    /// checks use `connect`, which reports an unreachable cluster at once.
+    pub async fn connect_waiting(config: CassandraConfig) -> Result<Self, CassandraError> {
+        let started = Instant::now();
+        let mut delay = FIRST_BACKOFF;
+        loop {
+            match Self::connect(config.clone()).await {
+                Err(e @ CassandraError::Connect { .. })
+                    if started.elapsed() + delay <= config.retry_window =>
+                {
+                    tracing::debug!(error = %e, "connecting to Cassandra, trying again");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(MAX_BACKOFF);
+                }
+                done => return done,
+            }
+        }
     }
 
     /// One round trip to a node (`system.local`), for a health view: an error says
     /// Cassandra cannot be reached now, whether or not batches are flowing.
     pub async fn ping(&self) -> Result<(), SinkError> {
-        let mut statement =
-            scylla::statement::Statement::new("SELECT release_version FROM system.local");
-        statement.set_request_timeout(Some(self.config.request_timeout));
         self.session
-            .query_unpaged(statement, ())
+            .query_unpaged("SELECT release_version FROM system.local", ())
             .await
             .map(drop)
             .map_err(|e| SinkError::Unavailable {
@@ -234,35 +436,90 @@ impl CassandraSink {
         &self.session
     }
 
+    /// Runs one INSERT, trying again with back-off while waiting may help and the retry
+    /// window, counted from its first failure, has room for the next pause.
     async fn execute_with_retry<V: scylla::serialize::row::SerializeRow + Sync>(
         &self,
         statement: &PreparedStatement,
+        table: &str,
         values: V,
     ) -> Result<(), SinkError> {
-        let mut delay = self.config.backoff;
-        let mut attempt = 0;
+        let window = self.config.retry_window;
+        let mut delay = FIRST_BACKOFF;
+        let mut first_failure = None;
+        let mut attempts = 0;
         loop {
-            match self.session.execute_unpaged(statement, &values).await {
-                Ok(_) => return Ok(()),
-                Err(e) if attempt < self.config.retries => {
-                    tracing::debug!(attempt, error = %e, "Cassandra write failed, retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = delay.saturating_mul(2);
-                    attempt += 1;
+            attempts += 1;
+            let error = match self.session.execute_unpaged(statement, &values).await {
+                Ok(_) => {
+                    self.outage.end();
+                    return Ok(());
                 }
-                Err(e) => {
-                    return Err(SinkError::Unavailable {
-                        sink: SINK.into(),
-                        message: format!(
-                            "INSERT into {} failed after {} attempts: {e}",
-                            self.config.keyspace,
-                            attempt + 1
-                        ),
-                    });
-                }
+                Err(e) => e,
+            };
+            let table = format!("{}.{table}", self.config.keyspace);
+            if !waiting_may_help(&error) {
+                return Err(refused(format!(
+                    "Cassandra refused the INSERT into {table}: {error}"
+                )));
             }
+            let failing_for = first_failure.get_or_insert_with(Instant::now).elapsed();
+            if failing_for + delay > window {
+                return Err(SinkError::Unavailable {
+                    sink: SINK.into(),
+                    message: format!(
+                        "an INSERT into {table} failed {attempts} times over {} (retry window {}): {error}",
+                        humanize(failing_for),
+                        humanize(window)
+                    ),
+                });
+            }
+            self.outage.begin(&error, window);
+            tracing::debug!(attempts, error = %error, "Cassandra write failed, retrying");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(MAX_BACKOFF);
         }
     }
+}
+
+/// Fails with the cluster's datacenters when the configured one is not among them, and
+/// warns when it has fewer nodes than the replication factor asks for (writes at a quorum
+/// would then never succeed).
+fn check_datacenter(session: &Session, config: &CassandraConfig) -> Result<(), CassandraError> {
+    let state = session.get_cluster_state();
+    let mut nodes_per_dc: BTreeMap<String, u32> = BTreeMap::new();
+    for node in state.get_nodes_info() {
+        if let Some(dc) = &node.datacenter {
+            *nodes_per_dc.entry(dc.clone()).or_default() += 1;
+        }
+    }
+    let nodes = match &config.datacenter {
+        Some(dc) => match nodes_per_dc.get(dc) {
+            Some(n) => *n,
+            None => {
+                return Err(CassandraError::UnknownDatacenter {
+                    datacenter: dc.clone(),
+                    nodes: config.nodes.join(","),
+                    known: nodes_per_dc.keys().cloned().collect::<Vec<_>>().join(", "),
+                });
+            }
+        },
+        None => nodes_per_dc.values().sum(),
+    };
+    if config.replication_factor > nodes {
+        tracing::warn!(
+            "replication factor {} but the cluster has {nodes} node(s){}: a new keyspace \
+             cannot place every replica, and writes at {} wait for nodes that are not there",
+            config.replication_factor,
+            config
+                .datacenter
+                .as_ref()
+                .map(|dc| format!(" in {dc}"))
+                .unwrap_or_default(),
+            consistency_name(config.consistency)
+        );
+    }
+    Ok(())
 }
 
 fn refused(message: String) -> SinkError {
@@ -380,7 +637,7 @@ impl Sink for CassandraSink {
                     processed_at: ts(processed_at, i),
                     write_timestamp: offset.value(i),
                 };
-                self.execute_with_retry(&self.insert_user, values)
+                self.execute_with_retry(&self.insert_user, "created_users", values)
             })
             .buffer_unordered(self.config.concurrency)
             .try_collect::<()>()
@@ -407,7 +664,7 @@ impl Sink for CassandraSink {
                     // USING TIMESTAMP, as for rows (UserRow::write_timestamp).
                     r_offset.value(i),
                 );
-                self.execute_with_retry(&self.insert_reject, values)
+                self.execute_with_retry(&self.insert_reject, "rejected_users", values)
             })
             .buffer_unordered(self.config.concurrency)
             .try_collect::<()>()
@@ -416,5 +673,70 @@ impl Sink for CassandraSink {
             rows_written: rows.num_rows() as u64,
             rejects_written: rejects.num_rows() as u64,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consistency_levels_go_by_their_cql_names() {
+        for level in WRITE_CONSISTENCY_LEVELS {
+            let name = consistency_name(level);
+            assert_eq!(consistency_from_name(name).unwrap(), level);
+            assert_eq!(consistency_from_name(&name.to_lowercase()).unwrap(), level);
+        }
+        let err = consistency_from_name("SERIAL").unwrap_err().to_string();
+        assert!(
+            err.contains("`SERIAL`") && err.contains("LOCAL_QUORUM"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn nodes_are_host_and_port() {
+        for good in ["127.0.0.1:9042", "cassandra-1:9042", "[::1]:9042"] {
+            assert!(is_host_port(good), "{good}");
+        }
+        for bad in ["127.0.0.1", ":9042", "db:port", "db:99999", "a b:9042", ""] {
+            assert!(!is_host_port(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_errors_that_may_pass_are_waited_out() {
+        let db = |e: DbError| {
+            ExecutionError::LastAttemptError(RequestAttemptError::DbError(e, "reason".into()))
+        };
+        let unavailable = DbError::Unavailable {
+            consistency: Consistency::Quorum,
+            required: 2,
+            alive: 1,
+        };
+        assert!(waiting_may_help(&db(unavailable)));
+        assert!(waiting_may_help(&db(DbError::Overloaded)));
+        assert!(waiting_may_help(&db(DbError::IsBootstrapping)));
+        assert!(waiting_may_help(&ExecutionError::RequestTimeout(
+            Duration::from_secs(5)
+        )));
+        assert!(!waiting_may_help(&db(DbError::Invalid)));
+        assert!(!waiting_may_help(&db(DbError::Unauthorized)));
+        assert!(!waiting_may_help(&db(DbError::SyntaxError)));
+    }
+
+    #[test]
+    fn replication_follows_the_datacenter() {
+        let mut config = CassandraConfig::default();
+        assert_eq!(
+            replication(&config),
+            "{'class': 'SimpleStrategy', 'replication_factor': 1}"
+        );
+        config.datacenter = Some("dc1".into());
+        config.replication_factor = 3;
+        assert_eq!(
+            replication(&config),
+            "{'class': 'NetworkTopologyStrategy', 'dc1': 3}"
+        );
     }
 }

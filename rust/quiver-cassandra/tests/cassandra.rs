@@ -3,8 +3,8 @@
 //! and drops it afterwards, so the stack's `spark_streams` data is left alone.
 
 use quiver_cassandra::{CassandraConfig, CassandraError, CassandraSink};
-use quiver_core::Sink;
 use quiver_core::{Engine, PipelineSpec};
+use quiver_core::{Sink, SinkError};
 use quiver_testkit::{kafka_batch, users};
 use scylla::value::CqlTimestamp;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -213,6 +213,155 @@ async fn the_latest_offset_of_a_user_wins_in_any_write_order() {
         .query_unpaged(format!("DROP KEYSPACE {ks}"), ())
         .await
         .unwrap();
+}
+
+/// One processed batch of `n` users, to write.
+async fn some_users(n: usize) -> quiver_core::Processed {
+    let engine = Engine::new(vec![PipelineSpec::users()], 0).await.unwrap();
+    let records = users(13, n);
+    let values: Vec<Option<&[u8]>> = records.iter().map(|r| Some(r.as_bytes())).collect();
+    engine
+        .pipeline("users")
+        .unwrap()
+        .process(&kafka_batch(&values, 0, 0))
+        .await
+        .unwrap()
+}
+
+async fn drop_keyspace(sink: &CassandraSink, ks: &str) {
+    sink.session()
+        .query_unpaged(format!("DROP KEYSPACE {ks}"), ())
+        .await
+        .unwrap();
+}
+
+/// A consistency level that one node with one replica cannot meet: the write waits out
+/// its retry window and fails as unavailable (a retry may help once nodes are back), with
+/// Cassandra's own reason, never as a refused batch.
+#[tokio::test]
+#[ignore = "needs the local stack: scripts/stack up"]
+async fn a_consistency_the_cluster_cannot_meet_is_unavailable_with_cassandras_reason() {
+    let ks = unique_keyspace();
+    let sink = CassandraSink::connect(CassandraConfig {
+        consistency: quiver_cassandra::consistency_from_name("three").unwrap(),
+        retry_window: Duration::from_secs(1),
+        ..config(&ks)
+    })
+    .await
+    .unwrap();
+    let batch = some_users(3).await;
+    let err = sink
+        .write("users", &batch.output, &batch.rejects)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SinkError::Unavailable { .. }), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("Cannot achieve consistency level THREE"),
+        "{message}"
+    );
+    assert!(message.contains("retry window 1.0 s"), "{message}");
+    drop_keyspace(&sink, &ks).await;
+}
+
+/// A write Cassandra refuses for good (here: its table was dropped) fails at once as a
+/// refused batch; it does not wait out the (here long) retry window first.
+#[tokio::test]
+#[ignore = "needs the local stack: scripts/stack up"]
+async fn a_write_cassandra_refuses_is_not_retried() {
+    let ks = unique_keyspace();
+    let sink = CassandraSink::connect(CassandraConfig {
+        retry_window: Duration::from_secs(3600),
+        ..config(&ks)
+    })
+    .await
+    .unwrap();
+    sink.session()
+        .query_unpaged(format!("DROP TABLE {ks}.created_users"), ())
+        .await
+        .unwrap();
+    let batch = some_users(3).await;
+    let err = sink
+        .write("users", &batch.output, &batch.rejects)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SinkError::Rejected { .. }), "{err}");
+    assert!(err.to_string().contains("created_users"), "{err}");
+    drop_keyspace(&sink, &ks).await;
+}
+
+/// With a datacenter the keyspace is made with NetworkTopologyStrategy there; a
+/// datacenter the cluster lacks is an error at start that names the ones it has.
+#[tokio::test]
+#[ignore = "needs the local stack: scripts/stack up"]
+async fn a_datacenter_makes_a_network_topology_keyspace_and_a_wrong_one_names_the_real_ones() {
+    let ks = unique_keyspace();
+    let err = CassandraSink::connect(CassandraConfig {
+        datacenter: Some("nowhere".into()),
+        ..config(&ks)
+    })
+    .await
+    .unwrap_err();
+    let CassandraError::UnknownDatacenter { known, .. } = &err else {
+        panic!("expected an unknown datacenter, got {err}");
+    };
+    assert!(err.to_string().contains("`nowhere`"), "{err}");
+
+    // The node's own datacenter, as it reports it.
+    let probe = CassandraSink::connect(config(&ks)).await.unwrap();
+    let (dc,): (String,) = probe
+        .session()
+        .query_unpaged("SELECT data_center FROM system.local", ())
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap()
+        .single_row()
+        .unwrap();
+    assert_eq!(known, &dc);
+    drop_keyspace(&probe, &ks).await;
+
+    let sink = CassandraSink::connect(CassandraConfig {
+        datacenter: Some(dc.clone()),
+        ..config(&ks)
+    })
+    .await
+    .unwrap();
+    let (replication,): (std::collections::HashMap<String, String>,) = sink
+        .session()
+        .query_unpaged(
+            "SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = ?",
+            (&ks,),
+        )
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap()
+        .single_row()
+        .unwrap();
+    assert!(
+        replication["class"].ends_with("NetworkTopologyStrategy"),
+        "{replication:?}"
+    );
+    assert_eq!(replication.get(&dc).map(String::as_str), Some("1"));
+    let batch = some_users(3).await;
+    sink.write("users", &batch.output, &batch.rejects)
+        .await
+        .unwrap();
+    assert_eq!(count(&sink, &ks, "created_users").await, 3);
+    drop_keyspace(&sink, &ks).await;
+}
+
+#[tokio::test]
+async fn a_malformed_node_is_named_before_connecting() {
+    let err = CassandraSink::connect(CassandraConfig {
+        nodes: vec!["127.0.0.1:9042".into(), "db.example".into()],
+        ..CassandraConfig::default()
+    })
+    .await
+    .unwrap_err();
+    assert!(matches!(err, CassandraError::BadNode(_)), "{err}");
+    assert!(err.to_string().contains("`db.example`"), "{err}");
 }
 
 #[tokio::test]

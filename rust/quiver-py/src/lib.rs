@@ -169,7 +169,7 @@ impl Sinks {
             let sinks = self
                 .sinks
                 .iter()
-                .map(|s| s.get().connection(py).map(|c| c as Arc<dyn Sink>))
+                .map(|s| s.get().connection(py, true).map(|c| c as Arc<dyn Sink>))
                 .collect::<PyResult<Vec<_>>>()?;
             SinkSet::new(&self.engine, sinks).map_err(core_err)
         })
@@ -307,14 +307,26 @@ struct CassandraSink {
 }
 
 impl CassandraSink {
-    fn connection(&self, py: Python<'_>) -> PyResult<Arc<quiver_cassandra::CassandraSink>> {
+    /// This process's connection, made on first use; `waiting` rides out an outage for
+    /// up to the retry window (a worker joining the stream), else it fails at once.
+    fn connection(
+        &self,
+        py: Python<'_>,
+        waiting: bool,
+    ) -> PyResult<Arc<quiver_cassandra::CassandraSink>> {
         self.connection.get_or_try_init(|| {
-            block_on(
-                py,
-                quiver_cassandra::CassandraSink::connect(self.config.clone()),
-            )?
-            .map_err(|e| match e {
-                CassandraError::BadKeyspace(_) => PyValueError::new_err(e.to_string()),
+            let config = self.config.clone();
+            let connected = if waiting {
+                block_on(py, quiver_cassandra::CassandraSink::connect_waiting(config))?
+            } else {
+                block_on(py, quiver_cassandra::CassandraSink::connect(config))?
+            };
+            connected.map_err(|e| match e {
+                CassandraError::BadKeyspace(_)
+                | CassandraError::BadNode(_)
+                | CassandraError::BadReplicationFactor
+                | CassandraError::BadConsistency(_)
+                | CassandraError::UnknownDatacenter { .. } => PyValueError::new_err(e.to_string()),
                 CassandraError::Connect { .. } => SinkUnavailableError::new_err(e.to_string()),
                 CassandraError::Schema { .. } => SinkRejectedError::new_err(e.to_string()),
             })
@@ -324,31 +336,38 @@ impl CassandraSink {
 
 #[pymethods]
 impl CassandraSink {
+    /// Settings left out (None) take the Rust sink's defaults. It connects at once and
+    /// fails when Cassandra cannot be reached, or with `wait`, waits up to the retry
+    /// window for it (a process joining a running stream during an outage).
     #[new]
     #[pyo3(signature = (
-        nodes = vec!["127.0.0.1:9042".to_string()],
-        keyspace = "spark_streams".to_string(),
+        nodes = None,
+        keyspace = None,
         *,
-        replication_factor = 1,
-        concurrency = 256,
-        retries = 3,
-        backoff_seconds = 0.1,
-        request_timeout_seconds = 5.0,
+        replication_factor = None,
+        datacenter = None,
+        consistency = None,
+        concurrency = None,
+        retry_window_seconds = None,
+        request_timeout_seconds = None,
         username = None,
         password = None,
+        wait = false,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
-        nodes: Vec<String>,
-        keyspace: String,
-        replication_factor: u32,
-        concurrency: usize,
-        retries: u32,
-        backoff_seconds: f64,
-        request_timeout_seconds: f64,
+        nodes: Option<Vec<String>>,
+        keyspace: Option<String>,
+        replication_factor: Option<u32>,
+        datacenter: Option<String>,
+        consistency: Option<String>,
+        concurrency: Option<usize>,
+        retry_window_seconds: Option<f64>,
+        request_timeout_seconds: Option<f64>,
         username: Option<String>,
         password: Option<String>,
+        wait: bool,
     ) -> PyResult<Self> {
         let seconds = |name: &str, v: f64| {
             Duration::try_from_secs_f64(v).map_err(|_| {
@@ -364,24 +383,37 @@ impl CassandraSink {
                 ));
             }
         };
-        if concurrency == 0 {
+        if concurrency == Some(0) {
             return Err(PyValueError::new_err("concurrency must be at least 1"));
         }
-        let sink = Self {
-            config: CassandraConfig {
-                nodes,
-                keyspace,
-                replication_factor,
-                concurrency,
-                retries,
-                backoff: seconds("backoff_seconds", backoff_seconds)?,
-                request_timeout: seconds("request_timeout_seconds", request_timeout_seconds)?,
-                credentials,
+        let d = CassandraConfig::default();
+        let config = CassandraConfig {
+            nodes: nodes.unwrap_or(d.nodes),
+            keyspace: keyspace.unwrap_or(d.keyspace),
+            replication_factor: replication_factor.unwrap_or(d.replication_factor),
+            datacenter: datacenter.or(d.datacenter),
+            consistency: match consistency {
+                Some(name) => quiver_cassandra::consistency_from_name(&name)
+                    .map_err(|e| PyValueError::new_err(e.to_string()))?,
+                None => d.consistency,
             },
+            concurrency: concurrency.unwrap_or(d.concurrency),
+            retry_window: match retry_window_seconds {
+                Some(v) => seconds("retry_window_seconds", v)?,
+                None => d.retry_window,
+            },
+            request_timeout: match request_timeout_seconds {
+                Some(v) => seconds("request_timeout_seconds", v)?,
+                None => d.request_timeout,
+            },
+            credentials,
+        };
+        let sink = Self {
+            config,
             connection: PerProcess::new(),
         };
         // Connect now, so that a wrong address fails here and not at the first batch.
-        sink.connection(py)?;
+        sink.connection(py, wait)?;
         Ok(sink)
     }
 
@@ -444,6 +476,16 @@ fn sql<'py>(
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    // The core's own warnings (Cassandra unavailable, then back) on the process's stderr,
+    // which Spark keeps in the executor's log; RUST_LOG chooses more. A host program that
+    // set up tracing itself keeps its own.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
     m.add_class::<Engine>()?;
     m.add_class::<Processed>()?;
     m.add_class::<Sinks>()?;

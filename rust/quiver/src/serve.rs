@@ -101,9 +101,13 @@ struct CassandraSettings {
     nodes: Vec<String>,
     keyspace: String,
     replication_factor: u32,
+    /// NetworkTopologyStrategy in this datacenter (SimpleStrategy when unset).
+    datacenter: Option<String>,
+    /// Write consistency level by its CQL name.
+    consistency: String,
     concurrency: usize,
-    retries: u32,
-    backoff_ms: u64,
+    /// How long a write waits for Cassandra to come back before its batch fails.
+    retry_window_ms: u64,
     request_timeout_ms: u64,
     username: Option<String>,
     password_file: Option<PathBuf>,
@@ -116,9 +120,10 @@ impl Default for CassandraSettings {
             nodes: d.nodes,
             keyspace: d.keyspace,
             replication_factor: d.replication_factor,
+            datacenter: d.datacenter,
+            consistency: quiver_cassandra::consistency_name(d.consistency).into(),
             concurrency: d.concurrency,
-            retries: d.retries,
-            backoff_ms: d.backoff.as_millis() as u64,
+            retry_window_ms: d.retry_window.as_millis() as u64,
             request_timeout_ms: d.request_timeout.as_millis() as u64,
             username: None,
             password_file: None,
@@ -195,6 +200,23 @@ fn load(args: &Args, env: Env) -> Result<(Settings, PathBuf)> {
     }
     if let Some(v) = env("QUIVER_CASSANDRA_KEYSPACE") {
         s.cassandra.keyspace = v;
+    }
+    if let Some(v) = env_parse(env, "QUIVER_CASSANDRA_REPLICATION_FACTOR")? {
+        s.cassandra.replication_factor = v;
+    }
+    if let Some(v) = env("QUIVER_CASSANDRA_DATACENTER") {
+        s.cassandra.datacenter = Some(v);
+    }
+    if let Some(v) = env("QUIVER_CASSANDRA_CONSISTENCY") {
+        s.cassandra.consistency = v;
+    }
+    // In seconds, as the Spark job's --cassandra-retry-window reads the same variable.
+    if let Some(v) = env_parse::<f64>(env, "QUIVER_CASSANDRA_RETRY_WINDOW")? {
+        s.cassandra.retry_window_ms = Duration::try_from_secs_f64(v)
+            .map_err(|e| {
+                anyhow::anyhow!("environment variable QUIVER_CASSANDRA_RETRY_WINDOW={v}: {e}")
+            })?
+            .as_millis() as u64;
     }
     if let Some(v) = env("QUIVER_CASSANDRA_USERNAME") {
         s.cassandra.username = Some(v);
@@ -364,9 +386,11 @@ async fn serve(args: Args) -> Result<()> {
                 nodes: c.nodes.clone(),
                 keyspace: c.keyspace.clone(),
                 replication_factor: c.replication_factor,
+                datacenter: c.datacenter.clone(),
+                consistency: quiver_cassandra::consistency_from_name(&c.consistency)
+                    .context("[serve.cassandra] consistency (QUIVER_CASSANDRA_CONSISTENCY)")?,
                 concurrency: c.concurrency.max(1),
-                retries: c.retries,
-                backoff: Duration::from_millis(c.backoff_ms),
+                retry_window: Duration::from_millis(c.retry_window_ms),
                 request_timeout: Duration::from_millis(c.request_timeout_ms),
                 credentials,
             })

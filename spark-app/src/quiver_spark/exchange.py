@@ -42,7 +42,9 @@ class ExchangeError(RuntimeError):
 class Target:
     """Where and how a task sends its batches: small and picklable, shipped to executors."""
 
-    endpoint: str
+    # One or more services: a task starts at one chosen by its partition and fails over to
+    # the next that answers.
+    endpoints: tuple[str, ...]
     pipeline: str
     # PEM of the CA that signed the service's certificate, for grpc+tls:// endpoints.
     tls_ca: bytes | None
@@ -55,9 +57,15 @@ class Target:
     connect_retry_s: float = 30.0
 
 
-def client_for(target: Target) -> flight.FlightClient:
+def brief(error: Exception) -> str:
+    """A Flight error's own message: pyarrow appends gRPC's debug context, which repeats
+    the message with addresses and timestamps (the whole error stays chained)."""
+    return str(error).split(". gRPC client debug context:", 1)[0]
+
+
+def client_for(target: Target, endpoint: str) -> flight.FlightClient:
     return flight.FlightClient(
-        target.endpoint,
+        endpoint,
         tls_root_certs=target.tls_ca,
         generic_options=[
             ("grpc.max_send_message_length", target.max_message_bytes),
@@ -66,30 +74,48 @@ def client_for(target: Target) -> flight.FlightClient:
     )
 
 
-def reachable_client(target: Target, options: flight.FlightCallOptions) -> flight.FlightClient:
-    """A client whose service has answered ListFlights. A service that cannot be reached
-    is tried again with back-off for `target.connect_retry_s`, each time on a new channel
-    (a gRPC channel that failed to connect waits out its own back-off, up to minutes,
-    before it tries again); then ExchangeError names what was tried."""
+def endpoints_from(target: Target, partition: int, attempt: int) -> list[str]:
+    """The endpoints in the order a task tries them: partitions spread over the services,
+    and a retried task starts at the next one."""
+    first = (partition + attempt) % len(target.endpoints)
+    return [*target.endpoints[first:], *target.endpoints[:first]]
+
+
+def reachable_client(
+    target: Target, options: flight.FlightCallOptions, order: list[str]
+) -> tuple[flight.FlightClient, str]:
+    """A client whose service has answered ListFlights, and its endpoint: each endpoint in
+    `order` in turn, then again with back-off for `target.connect_retry_s`, each time on a
+    new channel (a gRPC channel that failed to connect waits out its own back-off, up to
+    minutes, before it tries again); then ExchangeError names what was tried."""
     deadline = time.monotonic() + target.connect_retry_s
     delay, attempts = 0.1, 0
     while True:
-        attempts += 1
-        client = client_for(target)
-        try:
-            for _ in client.list_flights(options=options):
-                pass
-            return client
-        except flight.FlightUnavailableError as error:
-            client.close()
-            if time.monotonic() + delay > deadline:
-                raise ExchangeError(
-                    f"the Flight service at {target.endpoint} could not be reached in {attempts} attempts "
-                    f"over {target.connect_retry_s:g} s (is `quiver serve` running there?): {error}"
-                ) from error
-        except BaseException:
-            client.close()
-            raise
+        errors: list[flight.FlightUnavailableError] = []
+        for endpoint in order:
+            attempts += 1
+            client = client_for(target, endpoint)
+            try:
+                for _ in client.list_flights(options=options):
+                    pass
+                return client, endpoint
+            except flight.FlightUnavailableError as error:
+                client.close()
+                errors.append(error)
+            except BaseException:
+                client.close()
+                raise
+        if time.monotonic() + delay > deadline:
+            if len(order) == 1:
+                what = f"the Flight service at {order[0]} could not be reached"
+                why = brief(errors[0])
+            else:
+                what = f"none of the Flight services at {', '.join(order)} could be reached"
+                why = "; ".join(f"{endpoint}: {brief(error)}" for endpoint, error in zip(order, errors, strict=True))
+            raise ExchangeError(
+                f"{what} in {attempts} attempts over {target.connect_retry_s:g} s "
+                f"(is `quiver serve` running there?): {why}"
+            ) from errors[-1]
         time.sleep(delay)
         delay = min(delay * 2, 2.0)
 
@@ -101,16 +127,19 @@ def exchange(
     command = quiver_pb2.ExchangeCommand(
         pipeline=target.pipeline, batch_id=batch_id, partition=partition, attempt=attempt
     )
-    where = (
-        f"{target.endpoint} (pipeline {target.pipeline}, batch {batch_id}, partition {partition}, attempt {attempt})"
-    )
+    order = endpoints_from(target, partition, attempt)
+    endpoint = order[0]
+
+    def where() -> str:
+        return f"{endpoint} (pipeline {target.pipeline}, batch {batch_id}, partition {partition}, attempt {attempt})"
+
     headers = [(b"authorization", f"Bearer {target.token}".encode())] if target.token else []
     options = flight.FlightCallOptions(timeout=target.timeout_s, headers=headers)
     acks: list[quiver_pb2.BatchAck] = []
     sent_batches = sent_rows = 0
     client = None
     try:
-        client = reachable_client(target, options)
+        client, endpoint = reachable_client(target, options, order)
         descriptor = flight.FlightDescriptor.for_command(command.SerializeToString())
         writer, reader = client.do_exchange(descriptor, options)
         with writer:
@@ -127,14 +156,14 @@ def exchange(
             writer.done_writing()
             acks = read_acks(reader)
     except (flight.FlightError, pa.ArrowException, OSError) as error:
-        raise ExchangeError(f"Flight exchange with {where} failed: {error}") from error
+        raise ExchangeError(f"Flight exchange with {where()} failed: {brief(error)}") from error
     finally:
         if client is not None:
             client.close()
     acknowledged = sum(a.rows_in for a in acks)
     if len(acks) != sent_batches or acknowledged != sent_rows:
         raise ExchangeError(
-            f"Flight exchange with {where} ended early: sent {sent_batches} batches ({sent_rows} rows), "
+            f"Flight exchange with {where()} ended early: sent {sent_batches} batches ({sent_rows} rows), "
             f"acknowledged {len(acks)} ({acknowledged} rows)"
         )
     return acks_batch(acks)

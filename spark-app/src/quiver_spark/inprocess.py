@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from quiver_spark import quiver_pb2
 from quiver_spark.exchange import acks_batch
+from quiver_spark.options import CassandraOptions
 
 if TYPE_CHECKING:
     # Imported where it is used: the driver may lack the module (check() says so).
@@ -31,25 +32,23 @@ class InProcessTarget:
     pipeline: str
     # None: the module's built-in pipelines/users.sql.
     pipeline_sql: str | None
-    cassandra_nodes: tuple[str, ...]
-    cassandra_keyspace: str
-    cassandra_credentials: tuple[str, str] | None
+    cassandra: CassandraOptions
 
 
 # Per worker process: what each target needs, made on first use.
 _resources: dict[InProcessTarget, quiver.Sinks] = {}
 
 
-def _sinks(target: InProcessTarget) -> quiver.Sinks:
+def _sinks(target: InProcessTarget, wait: bool) -> quiver.Sinks:
+    """The engine and sinks of `target` in this process. `wait`: a worker joining the
+    stream during a Cassandra outage waits for it as the writes do (the retry window);
+    the driver's check before the stream reports an unreachable Cassandra at once."""
     found = _resources.get(target)
     if found is None:
         import quiver
 
         engine = quiver.Engine({target.pipeline: target.pipeline_sql})
-        username, password = target.cassandra_credentials or (None, None)
-        sink = quiver.CassandraSink(
-            list(target.cassandra_nodes), target.cassandra_keyspace, username=username, password=password
-        )
+        sink = quiver.CassandraSink(**target.cassandra.sink_kwargs(), wait=wait)
         found = _resources[target] = engine.sinks([sink])
     return found
 
@@ -66,7 +65,7 @@ def check(target: InProcessTarget) -> str | None:
             "scripts/setup builds it into the stack's Python environment, elsewhere: pip install rust/quiver-py"
         )
     try:
-        _sinks(target)
+        _sinks(target, wait=False)
     except quiver.QuiverError as error:
         return f"--engine inprocess cannot run pipeline {target.pipeline!r}: {error}"
     return None
@@ -77,7 +76,7 @@ def process(
 ) -> pa.RecordBatch:
     """Transforms and stores `batches`; returns one acknowledgement per batch, as the
     Flight service would."""
-    sinks = _sinks(target)
+    sinks = _sinks(target, wait=True)
     acks = []
     for sequence, batch in enumerate(b for b in batches if b.num_rows > 0):
         run = sinks.run(target.pipeline, batch)

@@ -58,16 +58,14 @@ class BatchHandler:
             target = InProcessTarget(
                 pipeline=options.pipeline,
                 pipeline_sql=options.pipeline_sql,
-                cassandra_nodes=options.cassandra_nodes,
-                cassandra_keyspace=options.cassandra_keyspace,
-                cassandra_credentials=options.cassandra_credentials,
+                cassandra=options.cassandra,
             )
             self.task = lambda batch_id: task_inprocess(target, batch_id)
             self.problem = check(target)
-            self.destination = f"in-process to Cassandra {','.join(options.cassandra_nodes)}"
+            self.destination = f"in-process to Cassandra {','.join(options.cassandra.nodes)}"
         else:
             target = Target(
-                endpoint=options.flight_endpoint,
+                endpoints=options.flight_endpoints,
                 pipeline=options.pipeline,
                 tls_ca=options.tls_ca,
                 token=options.token,
@@ -77,7 +75,7 @@ class BatchHandler:
             )
             self.task = lambda batch_id: task_exchange(target, batch_id)
             self.problem = None
-            self.destination = options.flight_endpoint
+            self.destination = ",".join(options.flight_endpoints)
         self.totals = Totals(realtime=options.realtime)
         # Stopping a query while foreachBatch runs a job can kill the stream thread, so
         # a stop request waits until no batch is in flight.
@@ -208,7 +206,7 @@ def build_realtime_query(spark, options: opts.Options, kafka, counters: Realtime
     for part in WRITER_CLASS.split("."):
         writer_class = getattr(writer_class, part)
     writer = writer_class(
-        options.flight_endpoint,
+        ",".join(options.flight_endpoints),
         options.pipeline,
         options.token,
         options.tls_ca.decode() if options.tls_ca else None,

@@ -11,12 +11,40 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ENGINES = ("flight", "inprocess")
+# Cassandra's write consistency levels; checked here so that a typo fails before Spark starts.
+CONSISTENCY_LEVELS = ("ANY", "ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE")
 # The interval units Spark's processingTime trigger parses.
 _PROCESSING_TIME = re.compile(r"^\d+\s+(milliseconds?|seconds?|minutes?)$")
 
 
 class OptionsError(ValueError):
     """A setting that cannot work; the message names it and how to fix it."""
+
+
+@dataclass(frozen=True)
+class CassandraOptions:
+    """The in-process engine's Cassandra sink: the keyword arguments of quiver.CassandraSink."""
+
+    nodes: tuple[str, ...]
+    keyspace: str
+    credentials: tuple[str, str] | None
+    replication_factor: int
+    datacenter: str | None
+    consistency: str
+    retry_window_s: float
+
+    def sink_kwargs(self) -> dict:
+        username, password = self.credentials or (None, None)
+        return {
+            "nodes": list(self.nodes),
+            "keyspace": self.keyspace,
+            "replication_factor": self.replication_factor,
+            "datacenter": self.datacenter,
+            "consistency": self.consistency,
+            "retry_window_seconds": self.retry_window_s,
+            "username": username,
+            "password": password,
+        }
 
 
 @dataclass(frozen=True)
@@ -33,15 +61,14 @@ class Options:
     engine: str
     pipeline: str
     pipeline_sql: str | None
-    flight_endpoint: str
+    # One or more services; each task starts at one (by partition) and fails over to the next.
+    flight_endpoints: tuple[str, ...]
     tls_ca: bytes | None
     token: str | None
     exchange_timeout_s: float
     connect_retry_s: float
     max_message_bytes: int
-    cassandra_nodes: tuple[str, ...]
-    cassandra_keyspace: str
-    cassandra_credentials: tuple[str, str] | None
+    cassandra: CassandraOptions
     checkpoint_interval: str
     rt_max_rows: int
     rt_linger_ms: int
@@ -196,7 +223,9 @@ def build_parser(env: dict[str, str]) -> argparse.ArgumentParser:
     flight.add_argument(
         "--flight-endpoint",
         default=default("FLIGHT_ENDPOINT", "grpc://127.0.0.1:50051"),
-        help="the Flight service, grpc://host:port or grpc+tls://host:port (QUIVER_FLIGHT_ENDPOINT)",
+        help="the Flight service, grpc://host:port or grpc+tls://host:port, or several, comma-separated: "
+        "each task starts at one chosen by its Kafka partition and fails over to the next that answers "
+        "(QUIVER_FLIGHT_ENDPOINT)",
     )
     flight.add_argument(
         "--tls-ca-file",
@@ -254,6 +283,30 @@ def build_parser(env: dict[str, str]) -> argparse.ArgumentParser:
         help="keyspace of created_users and rejected_users, created if missing (QUIVER_CASSANDRA_KEYSPACE)",
     )
     cassandra.add_argument(
+        "--cassandra-replication-factor",
+        type=_positive_int,
+        default=default("CASSANDRA_REPLICATION_FACTOR", "1"),
+        help="replicas of each row, used when the keyspace is created (QUIVER_CASSANDRA_REPLICATION_FACTOR)",
+    )
+    cassandra.add_argument(
+        "--cassandra-datacenter",
+        default=default("CASSANDRA_DATACENTER", None),
+        help="create the keyspace with NetworkTopologyStrategy in this datacenter and write there first; "
+        "unset: SimpleStrategy (QUIVER_CASSANDRA_DATACENTER)",
+    )
+    cassandra.add_argument(
+        "--cassandra-consistency",
+        default=default("CASSANDRA_CONSISTENCY", "LOCAL_QUORUM"),
+        help="consistency level of every write (QUIVER_CASSANDRA_CONSISTENCY)",
+    )
+    cassandra.add_argument(
+        "--cassandra-retry-window",
+        type=float,
+        default=default("CASSANDRA_RETRY_WINDOW", "60"),
+        help="seconds a write waits, retrying, for Cassandra to come back (a node restart) before the "
+        "task fails (QUIVER_CASSANDRA_RETRY_WINDOW)",
+    )
+    cassandra.add_argument(
         "--cassandra-username",
         default=default("CASSANDRA_USERNAME", None),
         help="with --cassandra-password-file, when Cassandra requires a login (QUIVER_CASSANDRA_USERNAME)",
@@ -301,10 +354,18 @@ def _validate(args: argparse.Namespace, env: dict[str, str]) -> Options:
         raise OptionsError("--max-restarts must be 0 (never restart) or more")
     if args.restart_backoff < 0:
         raise OptionsError("--restart-backoff must be 0 seconds or more")
-    if args.engine == "flight" and not re.match(r"^grpc(\+tls|\+tcp)?://[^/:]+:\d+$", args.flight_endpoint):
-        raise OptionsError(
-            f"--flight-endpoint {args.flight_endpoint!r} is not grpc://host:port (or grpc+tls://host:port)"
-        )
+    endpoints = tuple(e.strip() for e in args.flight_endpoint.split(",") if e.strip())
+    if args.engine == "flight":
+        if not endpoints:
+            raise OptionsError("--flight-endpoint is empty: give grpc://host:port[,grpc://host:port]")
+        for endpoint in endpoints:
+            if not re.match(r"^grpc(\+tls|\+tcp)?://[^/:]+:\d+$", endpoint):
+                raise OptionsError(
+                    f"--flight-endpoint {endpoint!r} is not grpc://host:port (or grpc+tls://host:port)"
+                    + (f" in {args.flight_endpoint!r}" if len(endpoints) > 1 else "")
+                )
+        if len(set(endpoints)) < len(endpoints):
+            raise OptionsError(f"--flight-endpoint {args.flight_endpoint!r} names an endpoint twice")
     token = env.get("QUIVER_TOKEN") or None
     if args.token_file:
         token = _read_nonempty("--token-file", args.token_file)
@@ -313,10 +374,11 @@ def _validate(args: argparse.Namespace, env: dict[str, str]) -> Options:
     if args.connect_retry < 0:
         raise OptionsError("--connect-retry must be 0 seconds (no waiting) or more")
     tls_ca = None
-    if args.engine == "flight" and args.flight_endpoint.startswith("grpc+tls://"):
+    tls_endpoints = [e for e in endpoints if e.startswith("grpc+tls://")]
+    if args.engine == "flight" and tls_endpoints:
         if not args.tls_ca_file:
             raise OptionsError(
-                f"--flight-endpoint {args.flight_endpoint} speaks TLS: give the CA certificate with --tls-ca-file"
+                f"--flight-endpoint {tls_endpoints[0]} speaks TLS: give the CA certificate with --tls-ca-file"
             )
         tls_ca = _read_nonempty("--tls-ca-file", args.tls_ca_file).encode()
     pipeline_sql = None
@@ -336,6 +398,14 @@ def _validate(args: argparse.Namespace, env: dict[str, str]) -> Options:
     if args.cassandra_username:
         password = _read_nonempty("--cassandra-password-file", args.cassandra_password_file)
         credentials = (args.cassandra_username, password)
+    if args.cassandra_retry_window < 0:
+        raise OptionsError("--cassandra-retry-window must be 0 seconds (fail at the first error) or more")
+    consistency = args.cassandra_consistency.strip().upper()
+    if consistency not in CONSISTENCY_LEVELS:
+        raise OptionsError(
+            f"--cassandra-consistency {args.cassandra_consistency!r} is not a write consistency level: "
+            f"use one of {', '.join(CONSISTENCY_LEVELS)}"
+        )
     return Options(
         bootstrap_servers=args.bootstrap_servers,
         topic=args.topic,
@@ -350,15 +420,21 @@ def _validate(args: argparse.Namespace, env: dict[str, str]) -> Options:
         engine=args.engine,
         pipeline=args.pipeline,
         pipeline_sql=pipeline_sql,
-        flight_endpoint=args.flight_endpoint,
+        flight_endpoints=endpoints,
         tls_ca=tls_ca,
         token=token,
         exchange_timeout_s=args.exchange_timeout,
         connect_retry_s=args.connect_retry,
         max_message_bytes=args.max_message_mib * 1024 * 1024,
-        cassandra_nodes=nodes,
-        cassandra_keyspace=args.cassandra_keyspace,
-        cassandra_credentials=credentials,
+        cassandra=CassandraOptions(
+            nodes=nodes,
+            keyspace=args.cassandra_keyspace,
+            credentials=credentials,
+            replication_factor=args.cassandra_replication_factor,
+            datacenter=args.cassandra_datacenter or None,
+            consistency=consistency,
+            retry_window_s=args.cassandra_retry_window,
+        ),
         checkpoint_interval=interval,
         rt_max_rows=args.rt_max_rows,
         rt_linger_ms=args.rt_linger_ms,

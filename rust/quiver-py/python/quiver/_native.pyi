@@ -55,20 +55,30 @@ class BatchRun:
     def sink_seconds(self) -> float: ...
 
 class CassandraSink:
-    """`created_users` and `rejected_users` in `keyspace`, created if missing."""
+    """`created_users` and `rejected_users` in `keyspace`, created if missing.
+
+    A setting left at None takes the Rust sink's default: nodes ["127.0.0.1:9042"],
+    keyspace "spark_streams", replication_factor 1 (SimpleStrategy; NetworkTopologyStrategy
+    in `datacenter` when given), consistency "LOCAL_QUORUM", concurrency 256,
+    retry_window_seconds 60 (how long a write waits for Cassandra to come back),
+    request_timeout_seconds 5. It connects at once and raises SinkUnavailableError when
+    Cassandra cannot be reached; with `wait`, only after trying for the retry window.
+    """
 
     def __init__(
         self,
-        nodes: Sequence[str] = ["127.0.0.1:9042"],
-        keyspace: str = "spark_streams",
+        nodes: Sequence[str] | None = None,
+        keyspace: str | None = None,
         *,
-        replication_factor: int = 1,
-        concurrency: int = 256,
-        retries: int = 3,
-        backoff_seconds: float = 0.1,
-        request_timeout_seconds: float = 5.0,
+        replication_factor: int | None = None,
+        datacenter: str | None = None,
+        consistency: str | None = None,
+        concurrency: int | None = None,
+        retry_window_seconds: float | None = None,
+        request_timeout_seconds: float | None = None,
         username: str | None = None,
         password: str | None = None,
+        wait: bool = False,
     ) -> None: ...
     @property
     def keyspace(self) -> str: ...

@@ -1,6 +1,7 @@
 package quiver.spark;
 
 import java.io.ByteArrayInputStream;
+import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.util.HashMap;
 import java.util.Map;
@@ -28,11 +29,13 @@ final class Clients {
   /** A client in the pool; guarded by {@code Clients.class}. */
   private static final class Entry {
     final FlightClient client;
+    final String endpoint;
     int users;
     boolean dropped;
 
-    Entry(FlightClient client) {
+    Entry(FlightClient client, String endpoint) {
       this.client = client;
+      this.endpoint = endpoint;
     }
   }
 
@@ -51,6 +54,10 @@ final class Clients {
 
     FlightClient client() {
       return entry.client;
+    }
+
+    String endpoint() {
+      return entry.endpoint;
     }
 
     /** The service did not answer on this client: later tasks get a new one. */
@@ -87,17 +94,17 @@ final class Clients {
     return ROOT.newChildAllocator(name, 0, Long.MAX_VALUE);
   }
 
-  /** The pooled client for {@code target}'s service and settings, made if there is none. */
-  static synchronized Lease lease(Target target) {
-    Key key = new Key(target.endpoint(), target.tlsCaPem(), target.maxMessageBytes());
-    Entry entry = POOL.computeIfAbsent(key, k -> new Entry(newClient(target)));
+  /** The pooled client for the service at {@code endpoint} with {@code target}'s settings. */
+  static synchronized Lease lease(Target target, String endpoint) {
+    Key key = new Key(endpoint, target.tlsCaPem(), target.maxMessageBytes());
+    Entry entry = POOL.computeIfAbsent(key, k -> new Entry(newClient(target, endpoint), endpoint));
     entry.users++;
     return new Lease(entry);
   }
 
-  private static FlightClient newClient(Target target) {
+  private static FlightClient newClient(Target target, String endpoint) {
     FlightClient.Builder builder =
-        FlightClient.builder(ROOT, new Location(target.uri()))
+        FlightClient.builder(ROOT, new Location(URI.create(endpoint)))
             .maxInboundMessageSize(target.maxMessageBytes());
     if (target.tlsCaPem() != null) {
       builder.trustedCertificates(

@@ -34,7 +34,9 @@ public final class FlightForeachWriter extends ForeachWriter<Row> {
   private transient TaskExchange exchange;
 
   /**
-   * @param endpoint {@code grpc://host:port}, or {@code grpc+tls://host:port}
+   * @param endpoints {@code grpc://host:port} or {@code grpc+tls://host:port}, or several,
+   *     comma-separated: each task starts at one chosen by its partition and fails over to the
+   *     next that answers
    * @param pipeline the service's pipeline that runs the rows, e.g. "users"
    * @param token bearer token, sent as {@code authorization: Bearer <token>}; null for none
    * @param tlsCaPem PEM text of the CA that signed the service's certificate, for grpc+tls://;
@@ -51,7 +53,7 @@ public final class FlightForeachWriter extends ForeachWriter<Row> {
    * @param rowsRejected ... of rows it rejected (malformed records), or null
    */
   public FlightForeachWriter(
-      String endpoint,
+      String endpoints,
       String pipeline,
       String token,
       String tlsCaPem,
@@ -65,7 +67,7 @@ public final class FlightForeachWriter extends ForeachWriter<Row> {
       LongAccumulator rowsRejected) {
     target =
         new Target(
-            endpoint,
+            Target.endpointList(endpoints),
             pipeline,
             token,
             tlsCaPem,

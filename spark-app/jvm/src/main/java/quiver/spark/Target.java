@@ -2,13 +2,18 @@ package quiver.spark;
 
 import java.io.Serializable;
 import java.net.URI;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
 import java.util.Set;
 
 /**
  * Where and how a task sends its rows; small and serializable, shipped to the executors
  * inside the writer.
  *
- * @param endpoint {@code grpc://host:port}, or {@code grpc+tls://host:port}
+ * @param endpoints one or more services, each {@code grpc://host:port} or {@code
+ *     grpc+tls://host:port}: a task starts at one chosen by its partition and fails over to the
+ *     next that answers
  * @param pipeline the service's pipeline that runs the rows
  * @param token bearer token sent as {@code authorization: Bearer <token>}, or null
  * @param tlsCaPem PEM of the CA that signed the service's certificate, or null for the
@@ -21,7 +26,7 @@ import java.util.Set;
  * @param maxMessageBytes largest gRPC message accepted from the service
  */
 record Target(
-    String endpoint,
+    List<String> endpoints,
     String pipeline,
     String token,
     String tlsCaPem,
@@ -38,14 +43,20 @@ record Target(
   // Checked where the writer is made, on the driver, so that a mistake fails the query at once
   // rather than every task.
   Target {
-    require(endpoint != null, "endpoint is required");
-    String scheme = URI.create(endpoint).getScheme();
+    require(endpoints != null && !endpoints.isEmpty(), "at least one endpoint is required");
+    endpoints = List.copyOf(endpoints);
     require(
-        scheme != null && SCHEMES.contains(scheme),
-        "endpoint " + endpoint + " must be grpc://host:port or grpc+tls://host:port");
-    require(
-        tlsCaPem == null || scheme.equals("grpc+tls"),
-        "a TLS CA certificate was given for " + endpoint + ", which is not grpc+tls://");
+        new HashSet<>(endpoints).size() == endpoints.size(),
+        "endpoints " + endpoints + " name one twice");
+    for (String endpoint : endpoints) {
+      String scheme = URI.create(endpoint).getScheme();
+      require(
+          scheme != null && SCHEMES.contains(scheme),
+          "endpoint " + endpoint + " must be grpc://host:port or grpc+tls://host:port");
+      require(
+          tlsCaPem == null || scheme.equals("grpc+tls"),
+          "a TLS CA certificate was given for " + endpoint + ", which is not grpc+tls://");
+    }
     require(pipeline != null && !pipeline.isEmpty(), "pipeline is required");
     require(maxRows > 0, "maxRows must be positive, got " + maxRows);
     require(lingerMs > 0, "lingerMs must be positive, got " + lingerMs);
@@ -54,8 +65,26 @@ record Target(
     require(maxMessageBytes > 0, "maxMessageBytes must be positive, got " + maxMessageBytes);
   }
 
-  URI uri() {
-    return URI.create(endpoint);
+  /** Endpoints from a comma-separated list, as the PySpark job passes them. */
+  static List<String> endpointList(String commaSeparated) {
+    List<String> endpoints = new ArrayList<>();
+    for (String endpoint : commaSeparated.split(",")) {
+      if (!endpoint.isBlank()) {
+        endpoints.add(endpoint.strip());
+      }
+    }
+    return endpoints;
+  }
+
+  /**
+   * The endpoints in the order a task tries them: partitions spread over the services, and a
+   * retried task starts at the next one.
+   */
+  List<String> order(int partition, int attempt) {
+    int first = Math.floorMod(partition + attempt, endpoints.size());
+    List<String> order = new ArrayList<>(endpoints.subList(first, endpoints.size()));
+    order.addAll(endpoints.subList(0, first));
+    return order;
   }
 
   private static void require(boolean condition, String message) {

@@ -4,6 +4,9 @@ import static java.util.concurrent.TimeUnit.MILLISECONDS;
 import static java.util.concurrent.TimeUnit.NANOSECONDS;
 
 import com.google.protobuf.InvalidProtocolBufferException;
+import java.nio.channels.ClosedChannelException;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Consumer;
@@ -96,18 +99,21 @@ final class TaskExchange {
    */
   static TaskExchange open(
       Target target, long epoch, int partition, int attempt, Consumer<BatchAck> onAck) {
-    String where =
+    String task =
         String.format(
-            "%s (pipeline %s, epoch %d, partition %d, attempt %d)",
-            target.endpoint(), target.pipeline(), epoch, partition, attempt);
+            "pipeline %s, epoch %d, partition %d, attempt %d",
+            target.pipeline(), epoch, partition, attempt);
+    List<String> order = target.order(partition, attempt);
+    String where = String.join(", ", order) + " (" + task + ")";
     long started = System.nanoTime();
     CallOption[] headers = headers(target);
-    BufferAllocator allocator = Clients.taskAllocator(where);
+    BufferAllocator allocator = Clients.taskAllocator(task);
     Clients.Lease lease = null;
     KafkaBatch batch = null;
     FlightClient.ExchangeReaderWriter call = null;
     try {
-      lease = reachableClient(target, headers);
+      lease = reachableClient(target, order, headers);
+      where = lease.endpoint() + " (" + task + ")";
       batch = new KafkaBatch(allocator);
       ExchangeCommand command =
           ExchangeCommand.newBuilder()
@@ -361,57 +367,85 @@ final class TaskExchange {
   }
 
   /**
-   * A lease on a client whose service has answered ListFlights. A service that cannot be reached
-   * is tried again with back-off for {@code connectRetryMs}, each time on a new client (a gRPC
+   * A lease on a client whose service has answered ListFlights: each endpoint of {@code order} in
+   * turn, then again with back-off for {@code connectRetryMs}, each time on a new client (a gRPC
    * channel that failed to connect waits out its own back-off, up to minutes, before it tries
    * again). Spark retries a failed task at once, so without this a service restarting for a few
    * seconds would use up every attempt and fail the query.
    */
-  private static Clients.Lease reachableClient(Target target, CallOption[] headers) {
+  private static Clients.Lease reachableClient(
+      Target target, List<String> order, CallOption[] headers) {
     CallOption[] probe = new CallOption[headers.length + 1];
     System.arraycopy(headers, 0, probe, 0, headers.length);
     probe[headers.length] = CallOptions.timeout(PROBE_TIMEOUT_MS, MILLISECONDS);
     long started = System.nanoTime();
     long deadline = started + MILLISECONDS.toNanos(target.connectRetryMs());
     long delayMs = FIRST_RETRY_DELAY_MS;
-    for (int attempts = 1; ; attempts++) {
-      Clients.Lease lease = Clients.lease(target);
-      try {
-        // The answer does not matter, only that there is one.
-        lease.client().listFlights(Criteria.ALL, probe).forEach(info -> {});
-        return lease;
-      } catch (FlightRuntimeException e) {
-        boolean unreachable = e.status().code() == FlightStatusCode.UNAVAILABLE;
-        if (unreachable) {
-          lease.drop();
+    for (int attempts = 0; ; ) {
+      List<String> errors = new ArrayList<>();
+      FlightRuntimeException last = null;
+      for (String endpoint : order) {
+        attempts++;
+        Clients.Lease lease = Clients.lease(target, endpoint);
+        try {
+          // The answer does not matter, only that there is one.
+          lease.client().listFlights(Criteria.ALL, probe).forEach(info -> {});
+          return lease;
+        } catch (FlightRuntimeException e) {
+          boolean unreachable = unreachable(e);
+          if (unreachable) {
+            lease.drop();
+          }
+          Exception closing = closeAll(lease);
+          if (closing != null) {
+            e.addSuppressed(closing);
+          }
+          if (!unreachable) {
+            throw e;
+          }
+          errors.add(order.size() == 1 ? describe(e) : endpoint + ": " + describe(e));
+          last = e;
         }
-        Exception closing = closeAll(lease);
-        if (closing != null) {
-          e.addSuppressed(closing);
-        }
-        if (!unreachable) {
-          throw e;
-        }
-        if (System.nanoTime() + MILLISECONDS.toNanos(delayMs) > deadline) {
-          throw new ExchangeException(
-              String.format(
-                  "the Flight service at %s could not be reached in %d attempts over %d ms"
-                      + " (is `quiver serve` running there?): %s",
-                  target.endpoint(),
-                  attempts,
-                  (System.nanoTime() - started) / 1_000_000,
-                  describe(e)),
-              e);
-        }
+      }
+      if (System.nanoTime() + MILLISECONDS.toNanos(delayMs) > deadline) {
+        String what =
+            order.size() == 1
+                ? "the Flight service at " + order.get(0) + " could not be reached"
+                : "none of the Flight services at " + String.join(", ", order) + " could be reached";
+        throw new ExchangeException(
+            String.format(
+                "%s in %d attempts over %d ms (is `quiver serve` running there?): %s",
+                what,
+                attempts,
+                (System.nanoTime() - started) / 1_000_000,
+                String.join("; ", errors)),
+            last);
       }
       try {
         Thread.sleep(delayMs);
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
-        throw new ExchangeException("interrupted connecting to " + target.endpoint(), e);
+        throw new ExchangeException("interrupted connecting to " + String.join(", ", order), e);
       }
       delayMs = Math.min(delayMs * 2, MAX_RETRY_DELAY_MS);
     }
+  }
+
+  /**
+   * Whether a failed probe means the service is not there: UNAVAILABLE, or a pooled client whose
+   * connection the service closed (it was killed), which fails its next call with UNKNOWN:
+   * channel closed before it connects again.
+   */
+  private static boolean unreachable(FlightRuntimeException e) {
+    if (e.status().code() == FlightStatusCode.UNAVAILABLE) {
+      return true;
+    }
+    for (Throwable cause = e.getCause(); cause != null; cause = cause.getCause()) {
+      if (cause instanceof ClosedChannelException) {
+        return true;
+      }
+    }
+    return false;
   }
 
   private static String describe(Throwable e) {

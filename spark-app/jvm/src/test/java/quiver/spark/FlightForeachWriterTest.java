@@ -167,10 +167,37 @@ class FlightForeachWriterTest {
   }
 
   @Test
+  void aTaskFailsOverToTheNextEndpointThatAnswers() throws Exception {
+    String nobody = "grpc://127.0.0.1:" + QuiverServe.freePort();
+    // Partition 0 starts at the first endpoint, where nothing listens.
+    FlightForeachWriter writer = writer(nobody + "," + serve.endpoint(), "users", 1, 100, 5_000);
+    writer.open(0, 4);
+    writer.process(KafkaRows.userRow(0));
+    writer.close(null);
+    assertEquals(1, rowsIn.sum(), this::seen);
+
+    String nobodyElse = "grpc://127.0.0.1:" + QuiverServe.freePort();
+    FlightForeachWriter neither = writer(nobody + "," + nobodyElse, "users", 1, 100, 500);
+    ExchangeException error = assertThrows(ExchangeException.class, () -> neither.open(1, 4));
+    String message = error.getMessage();
+    // Partition 1 started at the second endpoint.
+    assertTrue(
+        message.contains("none of the Flight services at " + nobodyElse + ", " + nobody + " could be reached"),
+        message);
+    assertTrue(message.contains(nobody + ": ") && message.contains(nobodyElse + ": "), message);
+    neither.close(error);
+  }
+
+  @Test
   void badSettingsFailWhereTheWriterIsMade() {
     IllegalArgumentException error =
         assertThrows(IllegalArgumentException.class, () -> writer("http://127.0.0.1:1", "users", 10, 100, 0));
     assertTrue(error.getMessage().contains("must be grpc://host:port or grpc+tls://host:port"), error.getMessage());
     assertThrows(IllegalArgumentException.class, () -> writer(0, 100));
+    IllegalArgumentException twice =
+        assertThrows(
+            IllegalArgumentException.class,
+            () -> writer(serve.endpoint() + ", " + serve.endpoint(), "users", 10, 100, 0));
+    assertTrue(twice.getMessage().contains("name one twice"), twice.getMessage());
   }
 }
