@@ -11,21 +11,24 @@ components that every other test needs.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
+import signal
 import subprocess
 import time
 import uuid
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from spark_job import stop_job
-from test_stream import read_topic, start_stream
+from test_stream import read_topic, start_stream, wait_for
 
 import conftest
+import stack
 from conftest import ROOT
 
 RATE = 2000
@@ -37,20 +40,25 @@ def quiver_bin() -> str:
     return str(conftest.quiver_bin())
 
 
-def stack(*args: str) -> None:
+def stack_cli(*args: str) -> None:
     done = subprocess.run([str(ROOT / "scripts" / "stack"), *args], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, f"scripts/stack {' '.join(args)}:\n{done.stdout}{done.stderr}"
 
 
-def _last_offsets(settings, keyspace: str) -> dict[uuid.UUID, tuple[int, int]]:
-    """Each stored user's Kafka partition and offset; empty before the table exists."""
+def _stored(settings, keyspace: str) -> dict[uuid.UUID, tuple[int, int, float]]:
+    """Each stored user's Kafka partition and offset, and when Cassandra wrote it (epoch
+    seconds); empty before the table exists or while Cassandra is away."""
     from cassandra import InvalidRequest
     from cassandra.cluster import Cluster, NoHostAvailable
 
     cluster = Cluster([settings.host], port=settings.cassandra_port)
     try:
-        rows = cluster.connect().execute(f"SELECT id, kafka_partition, kafka_offset FROM {keyspace}.created_users")
-        return {r.id: (r.kafka_partition, r.kafka_offset) for r in rows}
+        rows = cluster.connect().execute(
+            f"SELECT id, kafka_partition, kafka_offset, written_at FROM {keyspace}.created_users"
+        )
+        return {
+            r.id: (r.kafka_partition, r.kafka_offset, r.written_at.replace(tzinfo=dt.UTC).timestamp()) for r in rows
+        }
     except (InvalidRequest, NoHostAvailable):
         return {}
     finally:
@@ -59,15 +67,28 @@ def _last_offsets(settings, keyspace: str) -> dict[uuid.UUID, tuple[int, int]]:
 
 @dataclass
 class Outcome:
-    """What one fault cost, in seconds from the start of the stream."""
+    """What one fault cost. Times are seconds from the start of the stream; the write
+    times are Cassandra's own stamps (`written_at`) on the same machine's clock."""
 
     fault: str
     engine: str
-    timeline: dict[str, float] = field(default_factory=dict)
+    fault_began: float = 0
+    component_back: float = 0
+    # The last write before the fault's gap and the first after it: the stream's pause.
+    last_write_before: float = 0
+    first_write_after: float = 0
+    caught_up: float = 0
     rows_before_fault: int = 0
 
-    def mark(self, event: str, began: float) -> None:
-        self.timeline[event] = round(time.monotonic() - began, 1)
+    def timed(self, stamps: list[float], began: float) -> None:
+        """Fills the write times from every row's `written_at`: the longest gap between
+        two writes after the fault began is the pause."""
+        stamps = sorted(stamps)
+        fault = began + self.fault_began
+        _, before, after = max((b - a, a, b) for a, b in zip(stamps, stamps[1:], strict=False) if b > fault)
+        self.last_write_before = round(before - began, 1)
+        self.first_write_after = round(after - began, 1)
+        self.caught_up = round(stamps[-1] - began, 1)
 
 
 def run_fault(
@@ -87,8 +108,8 @@ def run_fault(
     else:
         serve = None
     outcome = Outcome(fault_name, engine)
-    stack("topic", topic, "--partitions", "2")
-    began = time.monotonic()
+    stack_cli("topic", topic, "--partitions", "2")
+    began = time.time()
     producer = subprocess.Popen(
         [
             *(quiver_bin, "produce", "--source", "synthetic", "--count", str(USERS), "--rate", str(RATE)),
@@ -107,31 +128,27 @@ def run_fault(
                 args += ["--cassandra-keyspace", keyspace]
             job = start_stream(settings, topic, args, tmp_path / "checkpoint", log)
             try:
-                _wait(lambda: len(_last_offsets(settings, keyspace)) > 0, "the first users in Cassandra", job, log)
-                outcome.mark("first rows written", began)
-                outcome.rows_before_fault = len(_last_offsets(settings, keyspace))
-                outcome.mark("fault", began)
+                wait_for("the first users in Cassandra", lambda: len(_stored(settings, keyspace)) > 0, job, log)
+                outcome.rows_before_fault = len(_stored(settings, keyspace))
+                outcome.fault_began = round(time.time() - began, 1)
                 fault()
-                outcome.mark("component back", began)
-                written = len(_last_offsets(settings, keyspace))
-                _wait(lambda: len(_last_offsets(settings, keyspace)) > written, "new rows after the fault", job, log)
-                outcome.mark("rows written again", began)
+                outcome.component_back = round(time.time() - began, 1)
                 produced_out, _ = producer.communicate(timeout=600)
                 assert producer.returncode == 0, produced_out[-3000:]
-                outcome.mark("producer done", began)
                 expected = _expected(settings, topic)
                 assert len(expected) == USERS
-                _wait(lambda: len(_last_offsets(settings, keyspace)) >= USERS, "every user in Cassandra", job, log)
-                outcome.mark("caught up", began)
+                wait_for("every user in Cassandra", lambda: len(_stored(settings, keyspace)) >= USERS, job, log)
             finally:
                 stop_job(job)
         text = log.read_text()
         assert job.returncode == 0, f"the job did not ride the fault out:\n{text[-6000:]}"
-        stored = _last_offsets(settings, keyspace)
+        stored = _stored(settings, keyspace)
         assert stored.keys() == expected.keys(), (
             f"{len(stored.keys() - expected.keys())} extra, {len(expected.keys() - stored.keys())} missing"
         )
-        assert stored == expected, "a user is stored with an older version than Kafka's last"
+        offsets = {user: (partition, offset) for user, (partition, offset, _) in stored.items()}
+        assert offsets == expected, "a user is stored with an older version than Kafka's last"
+        outcome.timed([written for _, _, written in stored.values()], began)
     finally:
         if producer.poll() is None:
             producer.kill()
@@ -152,20 +169,24 @@ def _expected(settings, topic: str) -> dict[uuid.UUID, tuple[int, int]]:
     return last
 
 
-def _wait(done: Callable[[], bool], what: str, job: subprocess.Popen, log: Path, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        assert job.poll() is None, f"the job ended while waiting for {what}:\n{log.read_text()[-6000:]}"
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} did not happen within {timeout:.0f} s:\n{log.read_text()[-6000:]}")
-        time.sleep(0.5)
-
-
 def _down_for(component: str, seconds: float) -> Callable[[], None]:
     def fault() -> None:
-        stack("down", component)
+        stack_cli("down", component)
         time.sleep(seconds)
-        stack("up", component)
+        stack_cli("up", component)
+
+    return fault
+
+
+def _killed_for(component: str, seconds: float, settings) -> Callable[[], None]:
+    """kill -9 of the component's process (supervisord does not restart it), and `up` later."""
+
+    def fault() -> None:
+        pid = stack.Supervisor(settings).info(component)["pid"]
+        assert pid, f"{component} is not running"
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(seconds)
+        stack_cli("up", component)
 
     return fault
 
@@ -190,6 +211,23 @@ def test_a_kafka_outage_of_20_s_is_ridden_through(quiver_bin, settings, unique_n
     neither fails nor loses or repeats a record."""
     outcome, text = run_fault(
         quiver_bin, settings, unique_name, tmp_path, "flight", "kafka-20s", _down_for("kafka", 20)
+    )
+    assert "a restart resumes from checkpoint" not in text, text[-6000:]
+    print(json.dumps(outcome.__dict__))
+
+
+def test_a_killed_spark_worker_is_ridden_through(quiver_bin, settings, unique_name, tmp_path):
+    """kill -9 of the Spark worker (its executor exits with it), started again 10 s later:
+    the lost tasks run again on the new executor; the job neither fails nor loses or
+    repeats a record."""
+    outcome, text = run_fault(
+        quiver_bin,
+        settings,
+        unique_name,
+        tmp_path,
+        "inprocess",
+        "spark-worker-killed",
+        _killed_for("spark-worker", 10, settings),
     )
     assert "a restart resumes from checkpoint" not in text, text[-6000:]
     print(json.dumps(outcome.__dict__))

@@ -381,7 +381,7 @@ def test_a_sigterm_to_spark_submit_stops_the_job_gracefully(quiver_bin, settings
     with log.open("w") as out:
         job = subprocess.Popen(command, stdout=out, stderr=out, start_new_session=True)
     try:
-        _wait_for("the users in Cassandra", lambda: len(_stored_ids(settings, keyspace)) == 500, job, log)
+        wait_for("the users in Cassandra", lambda: len(_stored_ids(settings, keyspace)) == 500, job, log)
         drivers = [
             int(child)
             for children in Path(f"/proc/{job.pid}/task").glob("*/children")
@@ -431,7 +431,7 @@ def start_realtime(settings, topic: str, engine_args: list[str], checkpoint: Pat
     return start_stream(settings, topic, engine_args, checkpoint, log, tuple(REALTIME_ARGS))
 
 
-def _wait_for(what: str, done, job: subprocess.Popen, log: Path, timeout: float = 300) -> None:
+def wait_for(what: str, done, job: subprocess.Popen, log: Path, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while not done():
         assert job.poll() is None, f"the job ended while waiting for {what}:\n{log.read_text()[-6000:]}"
@@ -488,7 +488,7 @@ def test_realtime_mode_writes_every_user_s_last_version_and_rejects_bad_records(
         args = ["--engine", "flight", "--flight-endpoint", serve.location]
         job = start_realtime(settings, topic, args, tmp_path / "checkpoint", log)
         try:
-            _wait_for("the first users in Cassandra", lambda: _stored_ids(settings, keyspace), job, log)
+            wait_for("the first users in Cassandra", lambda: _stored_ids(settings, keyspace), job, log)
             # While the query runs: more users, versions of one user, bad records.
             produce_users(quiver_bin, settings, topic, count=1000, seed=SEED + 1)
             first = read_topic(settings, topic)[0]
@@ -510,7 +510,7 @@ def test_realtime_mode_writes_every_user_s_last_version_and_rejects_bad_records(
                     and _first_name(settings, keyspace, first) == "version 49"
                 )
 
-            _wait_for("every user and reject in Cassandra", landed, job, log)
+            wait_for("every user and reject in Cassandra", landed, job, log)
         finally:
             stop_job(job)
         assert "real-time batches" in log.read_text(), log.read_text()[-6000:]
@@ -568,7 +568,7 @@ def test_realtime_mode_rides_out_a_killed_flight_service(quiver_bin, settings, u
                     and _first_name(settings, keyspace, first) == "version 19"
                 )
 
-            _wait_for("every user after the restart", landed, job, log, timeout=600)
+            wait_for("every user after the restart", landed, job, log, timeout=600)
     finally:
         stop_job(job)
     text = log.read_text()

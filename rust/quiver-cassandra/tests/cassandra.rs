@@ -132,10 +132,7 @@ async fn writes_are_idempotent_upserts_and_rejects_are_kept() {
     assert!(reason.contains("invalid JSON"), "{reason}");
     assert_eq!(raw, b"{not json");
 
-    sink.session()
-        .query_unpaged(format!("DROP KEYSPACE {ks}"), ())
-        .await
-        .unwrap();
+    drop_keyspace(&sink, &ks).await;
 }
 
 /// Versions of one user at rising offsets, in one batch whose INSERTs run concurrently,
@@ -209,10 +206,7 @@ async fn the_latest_offset_of_a_user_wins_in_any_write_order() {
     let (first, offset, _) = read().await;
     assert_eq!((first.as_str(), offset), ("version 63", 1063));
 
-    sink.session()
-        .query_unpaged(format!("DROP KEYSPACE {ks}"), ())
-        .await
-        .unwrap();
+    drop_keyspace(&sink, &ks).await;
 }
 
 /// One processed batch of `n` users, to write.
