@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 from spark_job import stop_job
-from test_stream import read_topic, start_stream, wait_for
+from test_stream import produce_users, read_topic, start_stream, wait_for
 
 import conftest
 import stack
@@ -231,3 +231,43 @@ def test_a_killed_spark_worker_is_ridden_through(quiver_bin, settings, unique_na
     )
     assert "a restart resumes from checkpoint" not in text, text[-6000:]
     print(json.dumps(outcome.__dict__))
+
+
+def _group_members(pgid: int) -> list[int]:
+    """The processes still in process group `pgid`."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # The fields after the command's closing parenthesis: state, ppid, pgrp, ...
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            members.append(int(stat.parent.name))
+    return members
+
+
+def test_a_job_stopped_again_and_again_leaves_no_process_behind(quiver_bin, settings, unique_name, tmp_path):
+    """The job started on one checkpoint and stopped with SIGTERM to its process group
+    (as supervisord, systemd or compose stop it) five times: each time it exits 0 with its
+    summary, and neither spark-submit nor the Python driver outlives it."""
+    topic = keyspace = unique_name
+    args = ["--engine", "inprocess", "--cassandra-nodes", f"{settings.host}:{settings.cassandra_port}"]
+    args += ["--cassandra-keyspace", keyspace]
+    for run in range(5):
+        # New users each time, so that every run has a micro-batch to be stopped after.
+        produce_users(quiver_bin, settings, topic, 100, seed=run)
+        log = tmp_path / f"job-{run}.log"
+        job = start_stream(settings, topic, args, tmp_path / "checkpoint", log)
+        try:
+            wait_for("a micro-batch", lambda log=log: "rows in" in log.read_text(), job, log)
+        finally:
+            stop_job(job)
+        deadline = time.monotonic() + 30
+        while (left := _group_members(job.pid)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        text = log.read_text()
+        assert job.returncode == 0, f"run {run}:\n{text[-6000:]}"
+        assert "done: " in text, f"run {run} printed no summary:\n{text[-6000:]}"
+        assert not left, f"run {run} left processes {left} behind:\n{text[-6000:]}"
+    assert len(_stored(settings, keyspace)) == 500
