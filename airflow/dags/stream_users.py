@@ -51,8 +51,8 @@ from quiver_common import ROOT, TOPIC_PATTERN, kafka_bootstrap
         "flight_endpoint": Param(
             os.environ.get("QUIVER_FLIGHT_ENDPOINT", "grpc://127.0.0.1:50051"),
             type="string",
-            pattern=r"^grpc(\+tls)?://[^/\s]+:[0-9]+$",
-            description="`quiver serve`'s Flight address",
+            pattern=r"^grpc(\+tls)?://[^/\s,]+:[0-9]+(,\s*grpc(\+tls)?://[^/\s,]+:[0-9]+)*$",
+            description="`quiver serve`'s Flight address, or several, comma-separated (tasks spread over them)",
         ),
         "pipeline": Param("users", type="string", pattern=r"^[A-Za-z0-9_]+$"),
         "executor_cores": Param(

@@ -92,10 +92,19 @@ class Outcome:
 
 
 def run_fault(
-    quiver_bin, settings, unique_name: str, tmp_path: Path, engine: str, fault_name: str, fault: Callable[[], None]
+    quiver_bin,
+    settings,
+    unique_name: str,
+    tmp_path: Path,
+    engine: str,
+    fault_name: str,
+    fault: Callable[[], None],
+    producer_through_fault: bool = True,
 ) -> tuple[Outcome, str]:
     """Streams USERS users at RATE/s, runs `fault` once some have been written, waits
-    until Cassandra holds every produced user, stops the job (SIGTERM) and checks it all."""
+    until Cassandra holds every produced user, stops the job (SIGTERM) and checks it all.
+    Without `producer_through_fault`, half the users are sent before the fault and half
+    after it, so that only the job meets it."""
     topic = keyspace = unique_name
     log = tmp_path / "job.log"
     if engine == "flight":
@@ -109,16 +118,25 @@ def run_fault(
         serve = None
     outcome = Outcome(fault_name, engine)
     stack_cli("topic", topic, "--partitions", "2")
+
+    def produce(count: int, seed: int) -> subprocess.Popen:
+        return subprocess.Popen(
+            [
+                *(quiver_bin, "produce", "--source", "synthetic", "--count", str(count), "--rate", str(RATE)),
+                *("--seed", str(seed), "--topic", topic, "--partitions", "2"),
+                *("--bootstrap-servers", settings.kafka_bootstrap),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    def delivered(producer: subprocess.Popen) -> None:
+        out, _ = producer.communicate(timeout=600)
+        assert producer.returncode == 0, out[-3000:]
+
     began = time.time()
-    producer = subprocess.Popen(
-        [
-            *(quiver_bin, "produce", "--source", "synthetic", "--count", str(USERS), "--rate", str(RATE)),
-            *("--topic", topic, "--partitions", "2", "--bootstrap-servers", settings.kafka_bootstrap),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    producer = produce(USERS if producer_through_fault else USERS // 2, seed=1)
     try:
         with serve if serve is not None else nullcontext() as running:
             if engine == "flight":
@@ -130,11 +148,14 @@ def run_fault(
             try:
                 wait_for("the first users in Cassandra", lambda: len(_stored(settings, keyspace)) > 0, job, log)
                 outcome.rows_before_fault = len(_stored(settings, keyspace))
+                if not producer_through_fault:
+                    delivered(producer)
                 outcome.fault_began = round(time.time() - began, 1)
                 fault()
                 outcome.component_back = round(time.time() - began, 1)
-                produced_out, _ = producer.communicate(timeout=600)
-                assert producer.returncode == 0, produced_out[-3000:]
+                if not producer_through_fault:
+                    producer = produce(USERS - USERS // 2, seed=2)
+                delivered(producer)
                 expected = _expected(settings, topic)
                 assert len(expected) == USERS
                 wait_for("every user in Cassandra", lambda: len(_stored(settings, keyspace)) >= USERS, job, log)
@@ -207,10 +228,20 @@ def test_a_cassandra_outage_of_30_s_is_ridden_through(quiver_bin, settings, uniq
 
 
 def test_a_kafka_outage_of_20_s_is_ridden_through(quiver_bin, settings, unique_name, tmp_path):
-    """Kafka stopped for 20 s: the producer and Spark's Kafka source wait for it; the job
-    neither fails nor loses or repeats a record."""
+    """Kafka stopped for 20 s: Spark's Kafka source waits for it; the job neither fails nor
+    loses or repeats a record. The producer sends before and after the outage, not through
+    it: librdkafka sometimes never finds the partitions' leader again after its only broker
+    restarted (docs/STACK.md, "Faults"), and `quiver produce` then fails after its delivery
+    timeout, naming the records it could not deliver."""
     outcome, text = run_fault(
-        quiver_bin, settings, unique_name, tmp_path, "flight", "kafka-20s", _down_for("kafka", 20)
+        quiver_bin,
+        settings,
+        unique_name,
+        tmp_path,
+        "flight",
+        "kafka-20s",
+        _down_for("kafka", 20),
+        producer_through_fault=False,
     )
     assert "a restart resumes from checkpoint" not in text, text[-6000:]
     print(json.dumps(outcome.__dict__))
