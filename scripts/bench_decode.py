@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 import pyarrow as pa
+from machine import cpu_model
 
 import quiver
 from bench_seed_job import users_select
@@ -119,13 +120,6 @@ def descendants_cpus() -> dict[str, set[int]]:
             except OSError:
                 continue
     return found
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "?"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -40,6 +39,7 @@ from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import machine
 from serve_process import running_serve
 from spark_job import stop_job
 
@@ -296,15 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"the release binary is missing ({bench.quiver}): scripts/bench e2e builds it")
     results = [bench.run(v) for v in variants]
 
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    print(f"\nmachine: {os.cpu_count()} cores ({cpu}), {platform.platform()}")
+    print(f"\nmachine: {machine.describe()}")
     rates = " then ".join(f"{r:,.0f}/s" for r in args.rates)
     print(
         f"workload: {args.users:,} users at full speed, then {rates} for {args.seconds:.0f} s each"

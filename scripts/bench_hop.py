@@ -42,7 +42,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 import pyarrow as pa
-from bench_decode import cpu_model, kafka_batch, synthetic_lines
+from bench_decode import kafka_batch, synthetic_lines
+from machine import cpu_model
 from pyarrow import flight
 from serve_process import running_serve
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from contextlib import ExitStack, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import machine
 from serve_process import running_serve
 from spark_job import stop_job
 
@@ -179,15 +179,7 @@ def run(args: argparse.Namespace, s: stack.Settings) -> Soak:
 
 
 def report(soak: Soak, warmup_minutes: float) -> None:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    print(f"\nmachine: {os.cpu_count()} cores ({cpu}), {platform.platform()}")
+    print(f"\nmachine: {machine.describe()}")
     print(f"workload: {soak.rate:,.0f} users/s for {soak.minutes:g} min, --engine {soak.engine}, 1-s micro-batches\n")
     parts = list(soak.samples[0].rss_mib)
     print("| minute | " + " | ".join(f"{p} (MiB)" for p in parts) + " | rows written |")

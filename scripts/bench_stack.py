@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+import machine
+
 import stack
 
 
@@ -74,9 +76,8 @@ def main() -> int:
         pid = sup.info(c.name).get("pid") or 0
         rows.append((c.name, per_component.get(c.name, "-"), _rss_kib(pid) / 1024 / 1024 if pid else 0.0))
 
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
     mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    print(f"machine: {os.cpu_count()} cores ({cpu}), {mem_gib:.0f} GiB, {platform.platform()}")
+    print(f"machine: {os.cpu_count()} cores ({machine.cpu_model()}), {mem_gib:.0f} GiB, {platform.platform()}")
     print(f"stack up ({'first start, empty data' if args.fresh else 'restart, existing data'}): {up_seconds:.1f} s\n")
     print("| component | start-up (s) | idle RSS (GiB) |")
     print("|---|---:|---:|")

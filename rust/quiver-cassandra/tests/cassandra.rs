@@ -209,17 +209,18 @@ async fn the_latest_offset_of_a_user_wins_in_any_write_order() {
     drop_keyspace(&sink, &ks).await;
 }
 
-/// One processed batch of `n` users, to write.
-async fn some_users(n: usize) -> quiver_core::Processed {
+/// Writes `n` new users (no rejects) to `sink`.
+async fn write_users(sink: &CassandraSink, n: usize) -> Result<quiver_core::SinkReport, SinkError> {
     let engine = Engine::new(vec![PipelineSpec::users()], 0).await.unwrap();
     let records = users(13, n);
     let values: Vec<Option<&[u8]>> = records.iter().map(|r| Some(r.as_bytes())).collect();
-    engine
+    let batch = engine
         .pipeline("users")
         .unwrap()
         .process(&kafka_batch(&values, 0, 0))
         .await
-        .unwrap()
+        .unwrap();
+    sink.write("users", &batch.output, &batch.rejects).await
 }
 
 async fn drop_keyspace(sink: &CassandraSink, ks: &str) {
@@ -243,11 +244,7 @@ async fn a_consistency_the_cluster_cannot_meet_is_unavailable_with_cassandras_re
     })
     .await
     .unwrap();
-    let batch = some_users(3).await;
-    let err = sink
-        .write("users", &batch.output, &batch.rejects)
-        .await
-        .unwrap_err();
+    let err = write_users(&sink, 3).await.unwrap_err();
     assert!(matches!(err, SinkError::Unavailable { .. }), "{err}");
     let message = err.to_string();
     assert!(
@@ -274,11 +271,7 @@ async fn a_write_cassandra_refuses_is_not_retried() {
         .query_unpaged(format!("DROP TABLE {ks}.created_users"), ())
         .await
         .unwrap();
-    let batch = some_users(3).await;
-    let err = sink
-        .write("users", &batch.output, &batch.rejects)
-        .await
-        .unwrap_err();
+    let err = write_users(&sink, 3).await.unwrap_err();
     assert!(matches!(err, SinkError::Rejected { .. }), "{err}");
     assert!(err.to_string().contains("created_users"), "{err}");
     drop_keyspace(&sink, &ks).await;
@@ -338,10 +331,7 @@ async fn a_datacenter_makes_a_network_topology_keyspace_and_a_wrong_one_names_th
         "{replication:?}"
     );
     assert_eq!(replication.get(&dc).map(String::as_str), Some("1"));
-    let batch = some_users(3).await;
-    sink.write("users", &batch.output, &batch.rejects)
-        .await
-        .unwrap();
+    write_users(&sink, 3).await.unwrap();
     assert_eq!(count(&sink, &ks, "created_users").await, 3);
     drop_keyspace(&sink, &ks).await;
 }
