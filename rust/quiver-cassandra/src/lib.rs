@@ -49,8 +49,8 @@ const SINK: &str = "cassandra";
 pub const IDS_PER_READ: usize = 100;
 /// The first pause before a failed write is tried again; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-/// The longest pause between two attempts: a node back from a restart is written to
-/// within a second.
+/// The longest pause between two attempts: writes go out within a second of the driver
+/// having a connection again.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// The write consistency levels, by their CQL names. SERIAL and LOCAL_SERIAL apply to
@@ -180,6 +180,8 @@ pub struct CassandraSink {
 /// begins and once when it ends, not once per INSERT.
 #[derive(Debug, Default)]
 struct Outage {
+    /// `since.is_some()`, readable without the lock that every successful write would
+    /// otherwise take.
     waiting: AtomicBool,
     since: Mutex<Option<Instant>>,
 }
@@ -219,7 +221,7 @@ fn humanize(d: Duration) -> String {
 /// Whether trying again later can help: Cassandra, a node or the connection was not
 /// there, or too few replicas answered in time. A statement Cassandra refuses (invalid,
 /// unauthorized) or values the driver cannot send fail the same way every time.
-pub fn waiting_may_help(error: &ExecutionError) -> bool {
+fn waiting_may_help(error: &ExecutionError) -> bool {
     match error {
         ExecutionError::BadQuery(_) => false,
         ExecutionError::LastAttemptError(attempt) => match attempt {
