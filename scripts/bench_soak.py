@@ -100,7 +100,11 @@ def _mib(pids: list[int]) -> float:
 def rss(job: subprocess.Popen, serve_pid: int | None, app_id: str | None) -> dict[str, float]:
     """RSS in MiB per part of the pipeline; the executor is the one of this job's app."""
     processes = _processes()
-    parts = {"driver": _mib([pid for pid, _, group, _ in processes if group == job.pid])}
+    # spark-submit's JVM leads the job's process group; the Python driver is in it too.
+    parts = {
+        "driver JVM": _mib([job.pid]),
+        "driver Python": _mib([pid for pid, _, group, _ in processes if group == job.pid and pid != job.pid]),
+    }
     if serve_pid is not None:
         parts["quiver serve"] = _mib([serve_pid])
     executors = [pid for pid, _, _, cmd in processes if EXECUTOR_CLASS in cmd and app_id and app_id in cmd]
