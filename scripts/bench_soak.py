@@ -51,28 +51,11 @@ class Soak:
     samples: list[Sample] = field(default_factory=list)
 
 
-def _proc(pid: int, name: str) -> str:
-    return (Path("/proc") / str(pid) / name).read_text()
-
-
 def _rss_kib(pid: int) -> int:
-    for line in _proc(pid, "status").splitlines():
+    for line in (Path("/proc") / str(pid) / "status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
-
-
-def _processes() -> list[tuple[int, int, int, str]]:
-    """(pid, parent, process group, command line) of every process."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            cmdline = _proc(int(stat.parent.name), "cmdline").replace("\0", " ")
-        except OSError:
-            continue
-        found.append((int(stat.parent.name), int(fields[1]), int(fields[2]), cmdline))
-    return found
 
 
 def _descendants(root: int, processes: list[tuple[int, int, int, str]]) -> list[int]:
@@ -99,7 +82,7 @@ def _mib(pids: list[int]) -> float:
 
 def rss(job: subprocess.Popen, serve_pid: int | None, app_id: str | None) -> dict[str, float]:
     """RSS in MiB per part of the pipeline; the executor is the one of this job's app."""
-    processes = _processes()
+    processes = machine.processes()
     # spark-submit's JVM leads the job's process group; the Python driver is in it too.
     parts = {
         "driver JVM": _mib([job.pid]),

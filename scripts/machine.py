@@ -17,3 +17,17 @@ def cpu_model() -> str:
 def describe() -> str:
     """`N cores (model), platform`: the machine line of every benchmark's report."""
     return f"{os.cpu_count()} cores ({cpu_model()}), {platform.platform()}"
+
+
+def processes() -> list[tuple[int, int, int, str]]:
+    """(pid, parent, process group, command line) of every process now."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # The fields after the command's closing parenthesis: state, ppid, pgrp, ...
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_text().replace("\0", " ")
+        except OSError:  # ended since it was listed
+            continue
+        found.append((int(stat.parent.name), int(fields[1]), int(fields[2]), cmdline))
+    return found

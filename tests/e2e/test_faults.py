@@ -23,6 +23,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
+import machine
 import pytest
 from spark_job import stop_job
 from test_stream import produce_users, read_topic, start_stream, wait_for
@@ -266,16 +267,7 @@ def test_a_killed_spark_worker_is_ridden_through(quiver_bin, settings, unique_na
 
 def _group_members(pgid: int) -> list[int]:
     """The processes still in process group `pgid`."""
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            # The fields after the command's closing parenthesis: state, ppid, pgrp, ...
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:
-            members.append(int(stat.parent.name))
-    return members
+    return [pid for pid, _, group, _ in machine.processes() if group == pgid]
 
 
 def test_a_job_stopped_again_and_again_leaves_no_process_behind(quiver_bin, settings, unique_name, tmp_path):

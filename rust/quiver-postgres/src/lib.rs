@@ -429,14 +429,21 @@ async fn connect(
 /// same ids owns them since).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadedRun {
+    pub run: RunSummary,
+    /// The run's ids, up to the limit asked for.
+    pub ids: Vec<Uuid>,
+}
+
+/// What a run loaded, as the dashboard shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RunSummary {
     pub run_id: String,
+    /// Rows the run owns in the batch table.
     pub rows: u64,
     /// The range of the rows' Kafka timestamps, ms since the epoch.
     pub first_event_ms: Option<i64>,
     pub last_event_ms: Option<i64>,
     pub loaded_at_ms: i64,
-    /// The run's ids, up to the limit asked for.
-    pub ids: Vec<Uuid>,
 }
 
 /// Reads what the batch leg loaded, without creating or changing anything.
@@ -511,12 +518,14 @@ impl BatchReader {
                 .map(|r| r.get::<_, Uuid>(0))
                 .collect();
             out.push(LoadedRun {
-                rows: row.get::<_, i64>(1) as u64,
-                first_event_ms: ms(row.get(2)),
-                last_event_ms: ms(row.get(3)),
-                loaded_at_ms: ms(row.get(4)).unwrap_or(0),
+                run: RunSummary {
+                    rows: row.get::<_, i64>(1) as u64,
+                    first_event_ms: ms(row.get(2)),
+                    last_event_ms: ms(row.get(3)),
+                    loaded_at_ms: ms(row.get(4)).unwrap_or(0),
+                    run_id,
+                },
                 ids,
-                run_id,
             });
         }
         Ok(out)

@@ -208,10 +208,10 @@ async fn the_reader_lists_recent_runs_newest_first_and_creates_nothing() {
     let runs = reader.recent_runs(5, 10).await.unwrap();
     let summary: Vec<(&str, u64, usize)> = runs
         .iter()
-        .map(|r| (r.run_id.as_str(), r.rows, r.ids.len()))
+        .map(|r| (r.run.run_id.as_str(), r.run.rows, r.ids.len()))
         .collect();
     assert_eq!(summary, [("run-b", 20, 10), ("run-a", 30, 10)]);
-    assert!(runs[0].first_event_ms.unwrap() <= runs[0].last_event_ms.unwrap());
+    assert!(runs[0].run.first_event_ms.unwrap() <= runs[0].run.last_event_ms.unwrap());
     assert_eq!(reader.recent_runs(1, 100).await.unwrap()[0].ids.len(), 20);
     drop_tables(&sink, &cfg).await;
 }

@@ -6,7 +6,7 @@ use prometheus::proto::MetricFamily;
 use quiver_cassandra::CassandraSink;
 use quiver_flight::Metrics;
 use quiver_kafka::EndOffsets;
-use quiver_postgres::{BatchReader, LoadedRun, PostgresConfig, PostgresError};
+use quiver_postgres::{BatchReader, LoadedRun, PostgresConfig, PostgresError, RunSummary};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, RwLock};
@@ -149,12 +149,8 @@ impl PostgresProbe {
 /// A batch run (Postgres) against the stream (Cassandra): how many of its users both hold.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct RunCheck {
-    pub run_id: String,
-    /// Rows the run owns in the batch table.
-    pub rows: u64,
-    pub first_event_ms: Option<i64>,
-    pub last_event_ms: Option<i64>,
-    pub loaded_at_ms: i64,
+    #[serde(flatten)]
+    pub run: RunSummary,
     /// Ids looked up (all of the run's, up to [`IDS_PER_RUN`]).
     pub checked: u64,
     /// Of those, how many Cassandra has; `None` when Cassandra could not be asked.
@@ -622,11 +618,7 @@ async fn compare_runs(
         };
         checks.push(RunCheck {
             checked: run.ids.len() as u64,
-            run_id: run.run_id,
-            rows: run.rows,
-            first_event_ms: run.first_event_ms,
-            last_event_ms: run.last_event_ms,
-            loaded_at_ms: run.loaded_at_ms,
+            run: run.run,
             in_cassandra,
         });
     }
