@@ -54,6 +54,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="scripts/bench stack", description=__doc__.split("\n\n")[0])
     parser.add_argument("--idle-seconds", type=float, default=30, help="wait before reading memory (default 30)")
     parser.add_argument("--fresh", action="store_true", help="start on empty data folders (first start)")
+    parser.add_argument("--nodes", type=int, choices=[1, 3], default=1, help="1 (default), or 3: the cluster profile")
     args = parser.parse_args()
 
     s = stack.Settings()
@@ -62,7 +63,7 @@ def main() -> int:
     if args.fresh:
         subprocess.run(["rm", "-rf", str(s.state / "data")], check=True)
     t0 = time.monotonic()
-    up = subprocess.run([script, "up"], capture_output=True, text=True)
+    up = subprocess.run([script, "up", "--nodes", str(args.nodes)], capture_output=True, text=True)
     up_seconds = time.monotonic() - t0
     sys.stderr.write(up.stderr)
     if up.returncode != 0:
@@ -70,15 +71,18 @@ def main() -> int:
     per_component = dict(re.findall(r"^\s+(\S+)\s+up in\s+([\d.]+) s", up.stderr, re.MULTILINE))
 
     time.sleep(args.idle_seconds)
+    s = stack.Settings()  # the profile 'up' chose
     sup = stack.Supervisor(s)
     rows = []
-    for c in stack.COMPONENTS:
+    for c in stack.components(s):
         pid = sup.info(c.name).get("pid") or 0
         rows.append((c.name, per_component.get(c.name, "-"), _rss_kib(pid) / 1024 / 1024 if pid else 0.0))
 
     mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     print(f"machine: {os.cpu_count()} cores ({machine.cpu_model()}), {mem_gib:.0f} GiB, {platform.platform()}")
-    print(f"stack up ({'first start, empty data' if args.fresh else 'restart, existing data'}): {up_seconds:.1f} s\n")
+    profile = f"{args.nodes} nodes" if args.nodes > 1 else "single node"
+    state = "first start, empty data" if args.fresh else "restart, existing data"
+    print(f"stack up, {profile} ({state}): {up_seconds:.1f} s\n")
     print("| component | start-up (s) | idle RSS (GiB) |")
     print("|---|---:|---:|")
     for name, seconds, rss in rows:

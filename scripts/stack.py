@@ -5,6 +5,7 @@ state folder.
 Run it through scripts/stack (which picks the project's Python environment):
 
     scripts/stack up [COMPONENT...]      start (in order) and wait until each answers
+    scripts/stack up --nodes 3           ... as a cluster: 3 Kafka brokers, 3 Cassandra nodes, 2 Spark workers
     scripts/stack up --with-airflow      ... and Airflow's API server, scheduler and DAG processor
     scripts/stack up --with-monitoring   ... and Prometheus, scraping every component
     scripts/stack down                   stop everything the stack started
@@ -17,13 +18,15 @@ Run it through scripts/stack (which picks the project's Python environment):
     scripts/stack airflow ARGS...        the airflow CLI with the stack's Airflow settings
 
 Every setting comes from QUIVER_* environment variables (see Settings); the defaults are
-the ports of docs/ARCHITECTURE.md, bound to 127.0.0.1.
+the ports of docs/ARCHITECTURE.md, bound to 127.0.0.1. In the cluster profile, node n of
+Kafka, Cassandra and the Spark workers listens on 127.0.0.n with the same ports.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import hashlib
 import json
 import logging
@@ -80,7 +83,8 @@ class Settings:
     host: str = field(default_factory=lambda: _env("BIND_HOST", "127.0.0.1"))
     kafka_port: int = field(default_factory=lambda: _port("KAFKA_PORT", 9092))
     kafka_controller_port: int = field(default_factory=lambda: _port("KAFKA_CONTROLLER_PORT", 9093))
-    kafka_heap: str = field(default_factory=lambda: _env("KAFKA_HEAP", "1g"))
+    # Per node; unset, 1g, or 512m in the cluster profile (see __post_init__).
+    kafka_heap: str = field(default_factory=lambda: _env("KAFKA_HEAP", ""))
     # Where the JMX exporter agents of Kafka and Cassandra answer Prometheus.
     kafka_metrics_port: int = field(default_factory=lambda: _port("KAFKA_METRICS_PORT", 9404))
     cassandra_metrics_port: int = field(default_factory=lambda: _port("CASSANDRA_METRICS_PORT", 9405))
@@ -88,7 +92,8 @@ class Settings:
     cassandra_port: int = field(default_factory=lambda: _port("CASSANDRA_PORT", 9042))
     cassandra_storage_port: int = field(default_factory=lambda: _port("CASSANDRA_STORAGE_PORT", 7000))
     cassandra_jmx_port: int = field(default_factory=lambda: _port("CASSANDRA_JMX_PORT", 7199))
-    cassandra_heap: str = field(default_factory=lambda: _env("CASSANDRA_HEAP", "2g"))
+    # Per node; unset, 2g, or 1g in the cluster profile.
+    cassandra_heap: str = field(default_factory=lambda: _env("CASSANDRA_HEAP", ""))
     spark_master_port: int = field(default_factory=lambda: _port("SPARK_MASTER_PORT", 7077))
     spark_master_ui_port: int = field(default_factory=lambda: _port("SPARK_MASTER_UI_PORT", 9090))
     spark_worker_ui_port: int = field(default_factory=lambda: _port("SPARK_WORKER_UI_PORT", 9091))
@@ -100,6 +105,46 @@ class Settings:
     airflow_port: int = field(default_factory=lambda: _port("AIRFLOW_PORT", 8080))
     airflow_user: str = field(default_factory=lambda: _env("AIRFLOW_USER", "quiver"))
     airflow_db: str = field(default_factory=lambda: _env("AIRFLOW_DB", "airflow"))
+
+    def __post_init__(self) -> None:
+        # Three nodes of each beside Spark must fit the memory one node of each had.
+        cluster = self.nodes > 1
+        for name, single, per_node in (("kafka_heap", "1g", "512m"), ("cassandra_heap", "2g", "1g")):
+            if not getattr(self, name):
+                object.__setattr__(self, name, per_node if cluster else single)
+
+    @property
+    def nodes_file(self) -> Path:
+        return self.run / "nodes"
+
+    @property
+    def nodes(self) -> int:
+        """Kafka brokers and Cassandra nodes: 1, or what `up --nodes N` chose for the
+        running stack (kept in the run folder, so that every later command sees it)."""
+        try:
+            return int(self.nodes_file.read_text())
+        except (OSError, ValueError):
+            return 1
+
+    @property
+    def node_ids(self) -> list[int]:
+        """0 for the single-node stack's one node; 1..n for a cluster's."""
+        return [0] if self.nodes == 1 else list(range(1, self.nodes + 1))
+
+    @property
+    def worker_ids(self) -> list[int]:
+        """The Spark workers: one, or two in a cluster (an executor can be lost)."""
+        return [0] if self.nodes == 1 else [1, 2]
+
+    def node_host(self, node: int) -> str:
+        """Where node `node` listens: cluster node n on 127.0.0.n (all of 127/8 is loopback
+        on Linux), so that every node keeps the single-node stack's ports."""
+        return self.host if node == 0 else f"127.0.0.{node}"
+
+    @property
+    def replication_factor(self) -> int:
+        """Replicas of each Kafka partition and Cassandra row."""
+        return min(3, self.nodes)
 
     @property
     def versions(self) -> dict[str, str]:
@@ -190,7 +235,11 @@ class Settings:
 
     @property
     def kafka_bootstrap(self) -> str:
-        return f"{self.host}:{self.kafka_port}"
+        return ",".join(f"{self.node_host(n)}:{self.kafka_port}" for n in self.node_ids)
+
+    @property
+    def cassandra_nodes(self) -> str:
+        return ",".join(f"{self.node_host(n)}:{self.cassandra_port}" for n in self.node_ids)
 
     @property
     def spark_master_url(self) -> str:
@@ -232,7 +281,7 @@ def launcher_folder(s: Settings, name: str) -> Path:
     """Where a component's launcher lies and runs: the state's run folder, but for a
     component that runs as the postgres user, Postgres's socket folder, which that user
     can always enter (the state folder may be inside a private one)."""
-    return postgres_dirs(s)[1] if BY_NAME[name].run_as_postgres else s.run
+    return postgres_dirs(s)[1] if by_name(s)[name].run_as_postgres else s.run
 
 
 def _sh_quote(value: str) -> str:
@@ -251,7 +300,7 @@ def _http_json(url: str) -> dict:
 
 @dataclass
 class Component:
-    name: str
+    name: str  # the single-node stack's name, or NAME-n for node n of a cluster
     ports: Callable[[Settings], dict[str, int]]  # QUIVER_<name> setting -> port
     prepare: Callable[[Settings], Path]  # writes config, returns the launcher script
     healthy: Callable[[Settings], str]  # raises when not answering, else a short summary
@@ -261,42 +310,59 @@ class Component:
     # Started only when asked for by name or with --with-airflow / --with-monitoring; not
     # needed for 'status' to pass.
     optional: bool = False
+    node: int = 0  # Settings.node_host(node) is where it listens
+
+
+def node_name(base: str, node: int) -> str:
+    return base if node == 0 else f"{base}-{node}"
 
 
 MONITORING = ROOT / "monitoring"
 
 
-def jmx_agent(s: Settings, component: str, port: int) -> str:
+def jmx_agent(s: Settings, component: str, host: str, port: int) -> str:
     """The JVM flag that serves the component's metrics (monitoring/jmx/COMPONENT.yaml) to
-    Prometheus on `port`."""
+    Prometheus on `host:port`."""
     jar = s.jmx_exporter_jar
     if not jar.is_file():
         raise StackError(f"the Prometheus JMX exporter is missing ({jar}): run scripts/setup")
-    return f"-javaagent:{jar}={s.host}:{port}:{MONITORING / 'jmx' / f'{component}.yaml'}"
+    return f"-javaagent:{jar}={host}:{port}:{MONITORING / 'jmx' / f'{component}.yaml'}"
 
 
-def kafka_prepare(s: Settings) -> Path:
+def _kafka_node_id(node: int) -> int:
+    return max(node, 1)
+
+
+def kafka_prepare(s: Settings, node: int = 0) -> Path:
     lib = s.kafka_lib
     if not lib.is_dir():
         raise StackError(f"Kafka jars are missing ({lib}): run scripts/setup")
-    data, conf = s.data("kafka"), s.run / "kafka"
+    name, host = node_name("kafka", node), s.node_host(node)
+    data, conf = s.data(name), s.run / name
+    voters = ",".join(f"{_kafka_node_id(n)}@{s.node_host(n)}:{s.kafka_controller_port}" for n in s.node_ids)
+    # A cluster keeps every partition on 3 brokers and takes a write once 2 hold it, so
+    # that one broker can be lost without losing a record or refusing a write.
+    replicas, in_sync = str(s.replication_factor), "2" if s.replication_factor >= 3 else "1"
     props = {
+        # Each node is both a broker and one of the controllers' quorum (a majority of
+        # them must be up for the cluster to work).
         "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.voters": f"1@{s.host}:{s.kafka_controller_port}",
-        "listeners": f"PLAINTEXT://{s.host}:{s.kafka_port},CONTROLLER://{s.host}:{s.kafka_controller_port}",
-        "advertised.listeners": f"PLAINTEXT://{s.host}:{s.kafka_port}",
+        "node.id": str(_kafka_node_id(node)),
+        "controller.quorum.voters": voters,
+        "listeners": f"PLAINTEXT://{host}:{s.kafka_port},CONTROLLER://{host}:{s.kafka_controller_port}",
+        "advertised.listeners": f"PLAINTEXT://{host}:{s.kafka_port}",
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
         "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
         "log.dirs": str(data),
         "num.partitions": "1",
-        # One node: every internal topic has one replica.
-        "offsets.topic.replication.factor": "1",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
+        "default.replication.factor": replicas,
+        "min.insync.replicas": in_sync,
+        "offsets.topic.replication.factor": replicas,
+        "transaction.state.log.replication.factor": replicas,
+        "transaction.state.log.min.isr": in_sync,
+        "share.coordinator.state.topic.replication.factor": replicas,
+        "share.coordinator.state.topic.min.isr": in_sync,
         "group.initial.rebalance.delay.ms": "0",
         # Topics are created on purpose (scripts/stack topic, quiver produce), so a typo
         # in a topic name is an error rather than a new empty topic.
@@ -326,8 +392,6 @@ def kafka_prepare(s: Settings) -> Path:
     classpath = f"{lib}/*"
     if not (data / "meta.properties").exists():
         data.mkdir(parents=True, exist_ok=True)
-        # KRaft cluster ids are 16 random bytes in URL-safe base64 without padding.
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         formatted = subprocess.run(
             [
                 _java(),
@@ -337,7 +401,7 @@ def kafka_prepare(s: Settings) -> Path:
                 "kafka.tools.StorageTool",
                 "format",
                 "-t",
-                cluster_id,
+                _kafka_cluster_id(s, node),
                 "-c",
                 str(server_properties),
             ],
@@ -348,8 +412,8 @@ def kafka_prepare(s: Settings) -> Path:
             raise StackError(f"formatting Kafka's storage in {data} failed:\n{formatted.stdout}{formatted.stderr}")
     return _launcher(
         s,
-        "kafka",
-        {"LOG_DIR": str(s.logs("kafka"))},
+        name,
+        {"LOG_DIR": str(s.logs(name))},
         [
             _java(),
             "-server",
@@ -358,9 +422,9 @@ def kafka_prepare(s: Settings) -> Path:
             "-XX:+UseG1GC",
             "-XX:MaxGCPauseMillis=20",
             "-Djava.awt.headless=true",
-            f"-Dkafka.logs.dir={s.logs('kafka')}",
+            f"-Dkafka.logs.dir={s.logs(name)}",
             f"-Dlog4j2.configurationFile={log4j}",
-            jmx_agent(s, "kafka", s.kafka_metrics_port),
+            jmx_agent(s, "kafka", host, s.kafka_metrics_port),
             "-cp",
             classpath,
             "kafka.Kafka",
@@ -369,17 +433,49 @@ def kafka_prepare(s: Settings) -> Path:
     )
 
 
-def kafka_healthy(s: Settings) -> str:
+def _kafka_cluster_id(s: Settings, node: int) -> str:
+    """A new id for a single node's storage; one id, kept in the data folder, for all of
+    a cluster's nodes (a node formatted with another id is refused by the others)."""
+    # KRaft cluster ids are 16 random bytes in URL-safe base64 without padding.
+    new = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    if node == 0:
+        return new
+    kept = s.state / "data" / "kafka-cluster.id"
+    if not kept.exists():
+        _write(kept, new + "\n")
+    return kept.read_text().strip()
+
+
+def _accepts(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def kafka_healthy(s: Settings, node: int = 0) -> str:
     from confluent_kafka.admin import AdminClient
 
+    host = s.node_host(node)
+    if node and not _accepts(host, s.kafka_port):
+        # A broker serves once the controllers' quorum has a leader: until a majority of
+        # the nodes runs, a started node is as healthy as it can be.
+        controllers = sum(_accepts(s.node_host(n), s.kafka_controller_port) for n in s.node_ids)
+        if _accepts(host, s.kafka_controller_port) and controllers <= s.nodes // 2:
+            return f"controller started, waiting for a quorum ({controllers} of {s.nodes} controllers up)"
     # librdkafka retries in the background and logs every refused connection: ask only
     # once the port accepts, and keep its log quiet.
-    socket.create_connection((s.host, s.kafka_port), timeout=2).close()
-    admin = AdminClient({"bootstrap.servers": s.kafka_bootstrap, "socket.timeout.ms": 2000, "log_level": 0})
+    socket.create_connection((host, s.kafka_port), timeout=2).close()
+    bootstrap = f"{host}:{s.kafka_port}"
+    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 2000, "log_level": 0})
     metadata = admin.list_topics(timeout=3)
-    if not metadata.brokers:
-        raise StackError("no broker in the cluster metadata")
-    return f"{len(metadata.brokers)} broker, {len([t for t in metadata.topics if not t.startswith('__')])} topics"
+    if _kafka_node_id(node) not in metadata.brokers:
+        raise StackError(f"broker {_kafka_node_id(node)} is not in the cluster metadata yet")
+    topics = len([t for t in metadata.topics if not t.startswith("__")])
+    if node == 0:
+        return f"1 broker, {topics} topics"
+    return f"broker {node}: {len(metadata.brokers)} of {s.nodes} brokers, {topics} topics"
 
 
 # The JVM flags Cassandra 5.0 needs on Java 17: its module exports/opens (from the
@@ -443,15 +539,22 @@ CASSANDRA_JAVA17_FLAGS = [
 ]
 
 
-def cassandra_prepare(s: Settings) -> Path:
+def cassandra_jmx_port(s: Settings, node: int) -> int:
+    """Local JMX listens on 127.0.0.1 whatever the node's address: one port per node."""
+    return s.cassandra_jmx_port + 100 * max(node - 1, 0)
+
+
+def cassandra_prepare(s: Settings, node: int = 0) -> Path:
     lib = s.cassandra_lib
     if not lib.is_dir():
         raise StackError(f"Cassandra jars are missing ({lib}): run scripts/setup")
-    data, conf = s.data("cassandra"), s.run / "cassandra"
+    name, host = node_name("cassandra", node), s.node_host(node)
+    data, conf = s.data(name), s.run / name
+    seed = s.node_host(s.node_ids[0])
     yaml_lines = [
         "cluster_name: quiver",
         "num_tokens: 16",
-        "allocate_tokens_for_local_replication_factor: 1",
+        f"allocate_tokens_for_local_replication_factor: {s.replication_factor}",
         "partitioner: org.apache.cassandra.dht.Murmur3Partitioner",
         "endpoint_snitch: SimpleSnitch",
         "commitlog_sync: periodic",
@@ -459,9 +562,13 @@ def cassandra_prepare(s: Settings) -> Path:
         "seed_provider:",
         "  - class_name: org.apache.cassandra.locator.SimpleSeedProvider",
         "    parameters:",
-        f'      - seeds: "{s.host}:{s.cassandra_storage_port}"',
-        f"listen_address: {s.host}",
-        f"rpc_address: {s.host}",
+        f'      - seeds: "{seed}:{s.cassandra_storage_port}"',
+        f"listen_address: {host}",
+        f"rpc_address: {host}",
+        # A new cluster's nodes hold no data yet, so there is nothing to stream to a
+        # joining node: it takes its tokens at once instead of bootstrapping (minutes of
+        # waiting on gossip per node). A restarted node keeps its tokens either way.
+        f"auto_bootstrap: {'false' if node else 'true'}",
         f"storage_port: {s.cassandra_storage_port}",
         "start_native_transport: true",
         f"native_transport_port: {s.cassandra_port}",
@@ -497,7 +604,7 @@ def cassandra_prepare(s: Settings) -> Path:
         raise StackError(f"jamm is missing from {lib} (Cassandra measures memory with it): run scripts/setup")
     return _launcher(
         s,
-        "cassandra",
+        name,
         {"CASSANDRA_CONF": str(conf)},
         [
             _java(),
@@ -507,14 +614,15 @@ def cassandra_prepare(s: Settings) -> Path:
             "-Xss256k",
             *CASSANDRA_JAVA17_FLAGS,
             f"-javaagent:{jamm[-1]}",
-            jmx_agent(s, "cassandra", s.cassandra_metrics_port),
+            jmx_agent(s, "cassandra", host, s.cassandra_metrics_port),
             f"-Dcassandra.config=file://{yaml}",
             "-Dcassandra-foreground=yes",
             f"-Dcassandra.storagedir={data}",
-            f"-Dcassandra.logdir={s.logs('cassandra')}",
+            f"-Dcassandra.logdir={s.logs(name)}",
             f"-Dlogback.configurationFile={logback}",
-            f"-Dcassandra.jmx.local.port={s.cassandra_jmx_port}",
-            # One node: there is no gossip to wait for.
+            f"-Dcassandra.jmx.local.port={cassandra_jmx_port(s, node)}",
+            # One node has no gossip to wait for; the nodes of a cluster on one machine
+            # see each other at once.
             "-Dcassandra.skip_wait_for_gossip_to_settle=0",
             "-Djava.net.preferIPv4Stack=true",
             "-cp",
@@ -524,15 +632,28 @@ def cassandra_prepare(s: Settings) -> Path:
     )
 
 
-def cassandra_healthy(s: Settings) -> str:
-    from cassandra.cluster import Cluster
+def cassandra_healthy(s: Settings, node: int = 0) -> str:
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
+    from cassandra.policies import WhiteListRoundRobinPolicy
 
     logging.getLogger("cassandra").setLevel(logging.CRITICAL)
-    cluster = Cluster([s.host], port=s.cassandra_port, connect_timeout=2, control_connection_timeout=2)
+    host = s.node_host(node)
+    # This node only: the driver would otherwise answer through any node it found.
+    only_this = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy([host]), request_timeout=3)
+    cluster = Cluster(
+        [host],
+        port=s.cassandra_port,
+        connect_timeout=2,
+        control_connection_timeout=2,
+        execution_profiles={EXEC_PROFILE_DEFAULT: only_this},
+    )
     try:
         session = cluster.connect()
-        row = session.execute("SELECT release_version FROM system.local", timeout=3).one()
-        return f"Cassandra {row.release_version}"
+        row = session.execute("SELECT release_version FROM system.local").one()
+        if node == 0:
+            return f"Cassandra {row.release_version}"
+        peers = session.execute("SELECT peer FROM system.peers_v2").all()
+        return f"Cassandra {row.release_version}, node {node}, {len(peers)} peers"
     finally:
         cluster.shutdown()
 
@@ -625,19 +746,20 @@ def spark_master_healthy(s: Settings) -> str:
     return f"{state.get('aliveworkers', 0)} alive workers"
 
 
-def spark_worker_prepare(s: Settings) -> Path:
+def spark_worker_prepare(s: Settings, node: int = 0) -> Path:
     spark_write_conf(s)
-    work_dir = s.data("spark-worker")
+    name, host = node_name("spark-worker", node), s.node_host(node)
+    work_dir = s.data(name)
     work_dir.mkdir(parents=True, exist_ok=True)
     return _launcher(
         s,
-        "spark-worker",
-        {**spark_env(s), "SPARK_WORKER_DIR": str(work_dir)},
+        name,
+        {**spark_env(s), "SPARK_LOCAL_IP": host, "SPARK_WORKER_DIR": str(work_dir)},
         [
             str(s.spark_home / "bin" / "spark-class"),
             "org.apache.spark.deploy.worker.Worker",
             "--host",
-            s.host,
+            host,
             "--webui-port",
             str(s.spark_worker_ui_port),
             "--cores",
@@ -651,8 +773,8 @@ def spark_worker_prepare(s: Settings) -> Path:
     )
 
 
-def spark_worker_healthy(s: Settings) -> str:
-    worker = _http_json(f"http://{s.host}:{s.spark_worker_ui_port}/json/")
+def spark_worker_healthy(s: Settings, node: int = 0) -> str:
+    worker = _http_json(f"http://{s.node_host(node)}:{s.spark_worker_ui_port}/json/")
     master = _http_json(f"http://{s.host}:{s.spark_master_ui_port}/json/")
     alive = [w for w in master.get("workers", []) if w.get("state") == "ALIVE" and w.get("id") == worker.get("id")]
     if not alive:
@@ -943,18 +1065,22 @@ JOB_METRICS_PORT = 9466
 SPARK_DRIVER_UI_PORT = 4040
 
 
-def prometheus_targets(s: Settings) -> dict[str, str]:
+def prometheus_targets(s: Settings) -> dict[str, list[str]]:
     """monitoring/prometheus/prometheus.yml's jobs and where each answers on this stack."""
+
+    def on_nodes(port: int, nodes: list[int]) -> list[str]:
+        return [f"{s.node_host(n)}:{port}" for n in nodes]
+
     return {
-        "prometheus": f"{s.host}:{s.prometheus_port}",
-        "quiver-serve": f"{s.host}:{SERVE_METRICS_PORT}",
-        "quiver-produce": f"{s.host}:{PRODUCE_METRICS_PORT}",
-        "quiver-job": f"{s.host}:{JOB_METRICS_PORT}",
-        "kafka": f"{s.host}:{s.kafka_metrics_port}",
-        "cassandra": f"{s.host}:{s.cassandra_metrics_port}",
-        "spark-master": f"{s.host}:{s.spark_master_ui_port}",
-        "spark-worker": f"{s.host}:{s.spark_worker_ui_port}",
-        "spark-driver": f"{s.host}:{SPARK_DRIVER_UI_PORT}",
+        "prometheus": [f"{s.host}:{s.prometheus_port}"],
+        "quiver-serve": [f"{s.host}:{SERVE_METRICS_PORT}"],
+        "quiver-produce": [f"{s.host}:{PRODUCE_METRICS_PORT}"],
+        "quiver-job": [f"{s.host}:{JOB_METRICS_PORT}"],
+        "kafka": on_nodes(s.kafka_metrics_port, s.node_ids),
+        "cassandra": on_nodes(s.cassandra_metrics_port, s.node_ids),
+        "spark-master": [f"{s.host}:{s.spark_master_ui_port}"],
+        "spark-worker": on_nodes(s.spark_worker_ui_port, s.worker_ids),
+        "spark-driver": [f"{s.host}:{SPARK_DRIVER_UI_PORT}"],
     }
 
 
@@ -963,8 +1089,8 @@ def prometheus_prepare(s: Settings) -> Path:
         raise StackError(f"Prometheus is not installed ({PROMETHEUS}): run scripts/setup")
     conf = s.run / "prometheus"
     config = _write(conf / "prometheus.yml", (MONITORING / "prometheus" / "prometheus.yml").read_text())
-    for job, target in prometheus_targets(s).items():
-        _write(conf / "targets" / f"{job}.json", json.dumps([{"targets": [target]}]) + "\n")
+    for job, targets in prometheus_targets(s).items():
+        _write(conf / "targets" / f"{job}.json", json.dumps([{"targets": targets}]) + "\n")
     return _launcher(
         s,
         "prometheus",
@@ -987,102 +1113,144 @@ def prometheus_healthy(s: Settings) -> str:
     return f"scraping {len(up)} of {len(targets)} targets up ({', '.join(up) or 'none yet'})"
 
 
-COMPONENTS = [
-    # Postgres first: it is quick and not a JVM. The JVMs start one after another.
-    Component(
-        "postgres",
-        lambda s: {"POSTGRES_PORT": s.postgres_port},
-        postgres_prepare,
-        postgres_healthy,
-        60,
-        run_as_postgres=True,
-        after_start=postgres_after_start,
-    ),
-    Component(
-        "kafka",
-        lambda s: {
-            "KAFKA_PORT": s.kafka_port,
-            "KAFKA_CONTROLLER_PORT": s.kafka_controller_port,
-            "KAFKA_METRICS_PORT": s.kafka_metrics_port,
-        },
-        kafka_prepare,
-        kafka_healthy,
-        90,
-    ),
-    Component(
-        "cassandra",
-        lambda s: {
-            "CASSANDRA_PORT": s.cassandra_port,
-            "CASSANDRA_STORAGE_PORT": s.cassandra_storage_port,
-            "CASSANDRA_JMX_PORT": s.cassandra_jmx_port,
-            "CASSANDRA_METRICS_PORT": s.cassandra_metrics_port,
-        },
-        cassandra_prepare,
-        cassandra_healthy,
-        180,
-    ),
-    Component(
-        "spark-master",
-        lambda s: {"SPARK_MASTER_PORT": s.spark_master_port, "SPARK_MASTER_UI_PORT": s.spark_master_ui_port},
-        spark_master_prepare,
-        spark_master_healthy,
-        90,
-    ),
-    Component(
-        "spark-worker",
-        lambda s: {"SPARK_WORKER_UI_PORT": s.spark_worker_ui_port},
-        spark_worker_prepare,
-        spark_worker_healthy,
-        90,
-    ),
-    Component(
-        "prometheus",
-        lambda s: {"PROMETHEUS_PORT": s.prometheus_port},
-        prometheus_prepare,
-        prometheus_healthy,
-        60,
-        optional=True,
-    ),
-    Component(
-        "airflow-api-server",
-        lambda s: {"AIRFLOW_PORT": s.airflow_port},
-        airflow_api_server_prepare,
-        airflow_api_server_healthy,
-        180,
-        optional=True,
-    ),
-    Component(
-        "airflow-scheduler",
-        lambda s: {},
-        airflow_scheduler_prepare,
-        _airflow_heartbeat("scheduler"),
-        120,
-        optional=True,
-    ),
-    Component(
-        "airflow-dag-processor",
-        lambda s: {},
-        airflow_dag_processor_prepare,
-        _airflow_heartbeat("dag_processor"),
-        120,
-        optional=True,
-    ),
-]
-BY_NAME = {c.name: c for c in COMPONENTS}
-# Short names that start several components.
-GROUPS = {
-    "spark": ["spark-master", "spark-worker"],
-    "airflow": ["airflow-api-server", "airflow-scheduler", "airflow-dag-processor"],
-    "monitoring": ["prometheus"],
-}
+def components(s: Settings) -> list[Component]:
+    """The stack's components in start order, with a Kafka broker and a Cassandra node for
+    each of `s.node_ids` and a Spark worker for each of `s.worker_ids`."""
+    kafka = [
+        Component(
+            node_name("kafka", n),
+            lambda s: {
+                "KAFKA_PORT": s.kafka_port,
+                "KAFKA_CONTROLLER_PORT": s.kafka_controller_port,
+                "KAFKA_METRICS_PORT": s.kafka_metrics_port,
+            },
+            functools.partial(kafka_prepare, node=n),
+            functools.partial(kafka_healthy, node=n),
+            90,
+            node=n,
+        )
+        for n in s.node_ids
+    ]
+    cassandra = [
+        Component(
+            node_name("cassandra", n),
+            lambda s, n=n: {
+                "CASSANDRA_PORT": s.cassandra_port,
+                "CASSANDRA_STORAGE_PORT": s.cassandra_storage_port,
+                "CASSANDRA_JMX_PORT": cassandra_jmx_port(s, n),
+                "CASSANDRA_METRICS_PORT": s.cassandra_metrics_port,
+            },
+            functools.partial(cassandra_prepare, node=n),
+            functools.partial(cassandra_healthy, node=n),
+            180,
+            node=n,
+        )
+        for n in s.node_ids
+    ]
+    workers = [
+        Component(
+            node_name("spark-worker", n),
+            lambda s: {"SPARK_WORKER_UI_PORT": s.spark_worker_ui_port},
+            functools.partial(spark_worker_prepare, node=n),
+            functools.partial(spark_worker_healthy, node=n),
+            90,
+            node=n,
+        )
+        for n in s.worker_ids
+    ]
+    return [
+        # Postgres first: it is quick and not a JVM. The JVMs start one after another.
+        Component(
+            "postgres",
+            lambda s: {"POSTGRES_PORT": s.postgres_port},
+            postgres_prepare,
+            postgres_healthy,
+            60,
+            run_as_postgres=True,
+            after_start=postgres_after_start,
+        ),
+        *kafka,
+        *cassandra,
+        Component(
+            "spark-master",
+            lambda s: {"SPARK_MASTER_PORT": s.spark_master_port, "SPARK_MASTER_UI_PORT": s.spark_master_ui_port},
+            spark_master_prepare,
+            spark_master_healthy,
+            90,
+        ),
+        *workers,
+        Component(
+            "prometheus",
+            lambda s: {"PROMETHEUS_PORT": s.prometheus_port},
+            prometheus_prepare,
+            prometheus_healthy,
+            60,
+            optional=True,
+        ),
+        Component(
+            "airflow-api-server",
+            lambda s: {"AIRFLOW_PORT": s.airflow_port},
+            airflow_api_server_prepare,
+            airflow_api_server_healthy,
+            180,
+            optional=True,
+        ),
+        Component(
+            "airflow-scheduler",
+            lambda s: {},
+            airflow_scheduler_prepare,
+            _airflow_heartbeat("scheduler"),
+            120,
+            optional=True,
+        ),
+        Component(
+            "airflow-dag-processor",
+            lambda s: {},
+            airflow_dag_processor_prepare,
+            _airflow_heartbeat("dag_processor"),
+            120,
+            optional=True,
+        ),
+    ]
+
+
+def by_name(s: Settings) -> dict[str, Component]:
+    return {c.name: c for c in components(s)}
+
+
+def groups(s: Settings) -> dict[str, list[str]]:
+    """Short names that start several components: in a cluster, 'kafka', 'cassandra' and
+    'spark-worker' name all their nodes."""
+    workers = [node_name("spark-worker", n) for n in s.worker_ids]
+    nodes = (
+        {}
+        if s.nodes == 1
+        else {
+            "kafka": [node_name("kafka", n) for n in s.node_ids],
+            "cassandra": [node_name("cassandra", n) for n in s.node_ids],
+            "spark-worker": workers,
+        }
+    )
+    return {
+        **nodes,
+        "spark": ["spark-master", *workers],
+        "airflow": ["airflow-api-server", "airflow-scheduler", "airflow-dag-processor"],
+        "monitoring": ["prometheus"],
+    }
+
+
 # Health checks of the scheduler and DAG processor ask the API server.
 _AIRFLOW_NEEDS = ["postgres", "airflow-api-server"]
-REQUIRES = {
-    "spark-worker": ["spark-master"],
-    "airflow-api-server": ["postgres"],
-    "airflow-scheduler": _AIRFLOW_NEEDS,
-    "airflow-dag-processor": _AIRFLOW_NEEDS,
-}
+
+
+def requires(name: str) -> list[str]:
+    if name.startswith("spark-worker"):
+        return ["spark-master"]
+    return {
+        "airflow-api-server": ["postgres"],
+        "airflow-scheduler": _AIRFLOW_NEEDS,
+        "airflow-dag-processor": _AIRFLOW_NEEDS,
+    }.get(name, [])
 
 
 # --- supervisord -----------------------------------------------------------------------
@@ -1120,7 +1288,7 @@ class Supervisor:
             f"serverurl=unix://{self.socket}",
             "",
         ]
-        for c in COMPONENTS:
+        for c in components(s):
             s.logs(c.name).mkdir(parents=True, exist_ok=True)
             sections += [
                 f"[program:{c.name}]",
@@ -1162,7 +1330,7 @@ class Supervisor:
         if self.running():
             # Picks up programs added since supervisord started; starts nothing.
             self.proxy().reloadConfig()
-            for name in [c.name for c in COMPONENTS]:
+            for name in [c.name for c in components(self.s)]:
                 try:
                     self.proxy().addProcessGroup(name)
                 except xmlrpc.client.Fault:
@@ -1254,18 +1422,24 @@ def _tail(path: Path, lines: int) -> str:
         return b"\n".join(f.read().splitlines()[-lines:]).decode(errors="replace")
 
 
-def _expand(names: list[str]) -> list[str]:
+def _members(s: Settings, name: str) -> list[str]:
+    """The components a name given on the command line stands for."""
+    members = groups(s).get(name, [name])
+    for member in members:
+        if member not in by_name(s):
+            known = ", ".join([*by_name(s), *groups(s)])
+            raise StackError(f"unknown component '{name}': choose from {known}")
+    return members
+
+
+def _expand(s: Settings, names: list[str]) -> list[str]:
     wanted: list[str] = []
-    for name in names or [c.name for c in COMPONENTS if not c.optional]:
-        members = GROUPS.get(name, [name])
-        for member in members:
-            if member not in BY_NAME:
-                known = ", ".join([*BY_NAME, *GROUPS])
-                raise StackError(f"unknown component '{name}': choose from {known}")
-            for needed in [*REQUIRES.get(member, []), member]:
+    for name in names or [c.name for c in components(s) if not c.optional]:
+        for member in _members(s, name):
+            for needed in [*requires(member), member]:
                 if needed not in wanted:
                     wanted.append(needed)
-    return [c.name for c in COMPONENTS if c.name in wanted]
+    return [c.name for c in components(s) if c.name in wanted]
 
 
 def _say(message: str) -> None:
@@ -1275,8 +1449,33 @@ def _say(message: str) -> None:
 # --- commands --------------------------------------------------------------------------
 
 
+def choose_nodes(s: Settings, nodes: int | None) -> Settings:
+    """The settings for `up --nodes`: a running stack keeps its nodes (a different number
+    needs a 'down' first); a stopped one starts with what was asked, or one node."""
+    sup = Supervisor(s)
+    running = [c.name for c in components(s) if sup.running() and sup.info(c.name)["statename"] == "RUNNING"]
+    if running:
+        if nodes is not None and nodes != s.nodes:
+            raise StackError(
+                f"the stack runs with {s.nodes} node{'s' if s.nodes > 1 else ''} ({', '.join(running)}): "
+                f"'scripts/stack down' first, then 'scripts/stack up --nodes {nodes}'"
+            )
+        return s
+    nodes = nodes or 1
+    if nodes > 1 and s.host != "127.0.0.1":
+        raise StackError(
+            f"a cluster puts node n on 127.0.0.n, so it cannot listen on QUIVER_BIND_HOST={s.host}: unset it"
+        )
+    if nodes != s.nodes:
+        # supervisord knows the other profile's programs: start it afresh.
+        sup.shutdown()
+    _write(s.nodes_file, f"{nodes}\n")
+    return Settings()
+
+
 def cmd_up(s: Settings, names: list[str]) -> int:
-    wanted = _expand(names)
+    wanted = _expand(s, names)
+    known = by_name(s)
     sup = Supervisor(s)
     began = time.monotonic()
     # Before anything starts, so a taken port leaves nothing half-started.
@@ -1285,7 +1484,7 @@ def cmd_up(s: Settings, names: list[str]) -> int:
     started: list[str] = []
     try:
         for name in wanted:
-            c = BY_NAME[name]
+            c = known[name]
             t0 = time.monotonic()
             if sup.info(name)["statename"] == "RUNNING":
                 try:
@@ -1304,7 +1503,7 @@ def cmd_up(s: Settings, names: list[str]) -> int:
         _say(f"error: {error}")
         for name in reversed(started):
             sup.stop(name)
-        if not any(sup.info(c.name)["statename"] == "RUNNING" for c in COMPONENTS):
+        if not any(sup.info(c.name)["statename"] == "RUNNING" for c in components(s)):
             sup.shutdown()
         _say("stopped what this 'up' had started")
         return 1
@@ -1324,11 +1523,12 @@ def _check_ports(s: Settings, sup: Supervisor, wanted: list[str]) -> None:
 
 def _taken_ports(s: Settings, names: list[str]) -> list[str]:
     """One line for each port of these components that something else holds."""
+    known = by_name(s)
     return [
-        _taken(s.host, port, name, f"QUIVER_{setting}", "port")
+        _taken(s.node_host(known[name].node), port, name, f"QUIVER_{setting}", "port")
         for name in names
-        for setting, port in BY_NAME[name].ports(s).items()
-        if _port_taken(s.host, port)
+        for setting, port in known[name].ports(s).items()
+        if _port_taken(s.node_host(known[name].node), port)
     ]
 
 
@@ -1385,7 +1585,7 @@ def preflight(s: Settings, serve: bool) -> list[str]:
     # Its ports are the stack's own then ('up' checks those of components not running yet).
     stack_running = Supervisor(s).pid() != 0
     if not stack_running:
-        problems += _taken_ports(s, [c.name for c in COMPONENTS if not c.optional])
+        problems += _taken_ports(s, [c.name for c in components(s) if not c.optional])
     if serve:
         for variable, default in (
             ("QUIVER_FLIGHT_LISTEN", "127.0.0.1:50051"),
@@ -1395,12 +1595,14 @@ def preflight(s: Settings, serve: bool) -> list[str]:
             if port.isdigit() and _port_taken(host.strip("[]"), int(port)):
                 problems.append(_taken(host, int(port), "quiver serve", variable, "address"))
     if not stack_running:
-        needed = _bytes(s.kafka_heap) + _bytes(s.cassandra_heap) + _MEMORY_BESIDE_HEAPS
+        nodes = len(s.node_ids)
+        needed = nodes * (_bytes(s.kafka_heap) + _bytes(s.cassandra_heap)) + _MEMORY_BESIDE_HEAPS
         available = _available_memory()
         if available < needed:
+            each = f"{nodes} × " if nodes > 1 else ""
             problems.append(
                 f"{_gib(available)} of memory is available, the stack needs about {_gib(needed)} "
-                f"(Kafka {s.kafka_heap}, Cassandra {s.cassandra_heap}, "
+                f"(Kafka {each}{s.kafka_heap}, Cassandra {each}{s.cassandra_heap}, "
                 f"Spark and the build {_gib(_MEMORY_BESIDE_HEAPS)}): "
                 "free memory, or give the JVMs less, e.g. QUIVER_KAFKA_HEAP=512m QUIVER_CASSANDRA_HEAP=1g"
             )
@@ -1462,14 +1664,12 @@ def cmd_down(s: Settings, names: list[str]) -> int:
         # Only these (a component taken down for a while, as the fault tests do); the
         # rest, and those that need them, keep running. `up NAME` starts it again.
         for name in names:
-            for member in GROUPS.get(name, [name]):
-                if member not in BY_NAME:
-                    raise StackError(f"unknown component '{name}': choose from {', '.join([*BY_NAME, *GROUPS])}")
+            for member in _members(s, name):
                 t0 = time.monotonic()
                 sup.stop(member)
                 _say(f"  {member:<21} stopped in {time.monotonic() - t0:4.1f} s")
         return 0
-    for c in reversed(COMPONENTS):
+    for c in reversed(components(s)):
         if sup.info(c.name)["statename"] in ("RUNNING", "STARTING"):
             t0 = time.monotonic()
             sup.stop(c.name)
@@ -1484,9 +1684,11 @@ def cmd_status(s: Settings) -> int:
     up = sup.running()
     rows = []
     all_ok = True
-    for c in COMPONENTS:
+    for c in components(s):
         info = sup.info(c.name) if up else {"statename": "STOPPED", "pid": 0}
         ports = ",".join(f"{p}" for p in c.ports(s).values())
+        if c.node:
+            ports = f"{s.node_host(c.node)}:{ports}"
         answer = "-"
         if info["statename"] != "RUNNING":
             if c.optional:
@@ -1504,6 +1706,8 @@ def cmd_status(s: Settings) -> int:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
     for r in [header, *rows]:
         print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)).rstrip())
+    if s.nodes > 1:
+        print(f"\ncluster: {s.nodes} nodes, node n on 127.0.0.n ('down', then 'up' starts a single-node stack)")
     print(f"\nstate folder: {s.state}   logs: {s.state / 'logs'}")
     data, _ = postgres_dirs(s)
     if not data.is_relative_to(s.state):
@@ -1512,7 +1716,7 @@ def cmd_status(s: Settings) -> int:
 
 
 def cmd_logs(s: Settings, name: str | None, follow: bool, lines: int) -> int:
-    names = _expand([name]) if name else [c.name for c in COMPONENTS]
+    names = _expand(s, [name]) if name else [c.name for c in components(s)]
     if follow:
         files = [str(s.log_file(n)) for n in names]
         return subprocess.call(["tail", "-n", str(lines), "-F", *files])
@@ -1529,9 +1733,10 @@ def cmd_topic(s: Settings, name: str, partitions: int) -> int:
     if name in admin.list_topics(timeout=5).topics:
         _say(f"topic {name} exists")
         return 0
-    future = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])[name]
-    future.result(timeout=30)
-    _say(f"topic {name} created with {partitions} partitions")
+    topic = NewTopic(name, num_partitions=partitions, replication_factor=s.replication_factor)
+    admin.create_topics([topic])[name].result(timeout=30)
+    replicas = f", {s.replication_factor} replicas each" if s.replication_factor > 1 else ""
+    _say(f"topic {name} created with {partitions} partitions{replicas}")
     return 0
 
 
@@ -1540,7 +1745,7 @@ def stack_env(s: Settings) -> dict[str, str]:
     return {
         "QUIVER_STATE_DIR": str(s.state),
         "QUIVER_KAFKA_BOOTSTRAP": s.kafka_bootstrap,
-        "QUIVER_CASSANDRA_NODES": f"{s.host}:{s.cassandra_port}",
+        "QUIVER_CASSANDRA_NODES": s.cassandra_nodes,
         "QUIVER_SPARK_MASTER": s.spark_master_url,
         "QUIVER_SPARK_KAFKA_JARS": ",".join(s.spark_kafka_jars),
         "QUIVER_POSTGRES_URL": f"postgresql://{s.postgres_user}@{s.host}:{s.postgres_port}/{s.postgres_db}",
@@ -1552,11 +1757,25 @@ def stack_env(s: Settings) -> dict[str, str]:
         "QUIVER_DASHBOARD_LINKS": ",".join(
             [
                 f"Spark master=http://{s.host}:{s.spark_master_ui_port}",
-                f"Spark worker=http://{s.host}:{s.spark_worker_ui_port}",
+                f"Spark worker=http://{s.node_host(s.worker_ids[0])}:{s.spark_worker_ui_port}",
                 f"Airflow={s.airflow_url}",
             ]
         ),
         **spark_env(s),
+        **cluster_env(s),
+    }
+
+
+def cluster_env(s: Settings) -> dict[str, str]:
+    """In a cluster, what quiver and the job create is replicated: topics on 3 brokers, the
+    keyspace on 3 Cassandra nodes of SimpleSnitch's one datacenter."""
+    if s.nodes == 1:
+        return {}
+    factor = str(s.replication_factor)
+    return {
+        "QUIVER_PRODUCE_REPLICATION_FACTOR": factor,
+        "QUIVER_CASSANDRA_REPLICATION_FACTOR": factor,
+        "QUIVER_CASSANDRA_DATACENTER": "datacenter1",
     }
 
 
@@ -1597,7 +1816,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start components (all by default) and wait until each answers")
-    up.add_argument("components", nargs="*", help=f"any of: {', '.join([*BY_NAME, *GROUPS])}")
+    single = Settings(state=Path("/nonexistent"))
+    up.add_argument(
+        "components",
+        nargs="*",
+        help=f"any of: {', '.join([*by_name(single), *groups(single)])} "
+        "(in a cluster, kafka-N, cassandra-N and spark-worker-N name one node)",
+    )
+    up.add_argument(
+        "--nodes",
+        type=int,
+        choices=[1, 3],
+        help="3: a cluster on this machine (3 Kafka brokers and 3 Cassandra nodes, node n on 127.0.0.n, "
+        "replication factor 3; 2 Spark workers); 1: one of each (the default when the stack is down)",
+    )
     up.add_argument(
         "--with-airflow", action="store_true", help="also start Airflow (API server, scheduler, DAG processor)"
     )
@@ -1629,10 +1861,11 @@ def main(argv: list[str] | None = None) -> int:
     s = Settings()
     try:
         if args.command == "up":
+            s = choose_nodes(s, args.nodes)
             names = args.components
             for wanted, group in ((args.with_airflow, "airflow"), (args.with_monitoring, "monitoring")):
                 if wanted:
-                    names = [*(names or [c.name for c in COMPONENTS if not c.optional]), group]
+                    names = [*(names or [c.name for c in components(s) if not c.optional]), group]
             return cmd_up(s, names)
         if args.command == "down":
             return cmd_down(s, args.components)

@@ -19,7 +19,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +30,7 @@ from test_stream import produce_users, read_topic, start_stream, wait_for
 
 import conftest
 import stack
-from conftest import ROOT
+from conftest import ROOT, Serve
 
 RATE = 2000
 USERS = 120_000
@@ -48,15 +48,20 @@ def stack_cli(*args: str) -> None:
 
 def _stored(settings, keyspace: str) -> dict[uuid.UUID, tuple[int, int, float]]:
     """Each stored user's Kafka partition and offset, and when Cassandra wrote it (epoch
-    seconds); empty before the table exists or while Cassandra is away."""
-    from cassandra import InvalidRequest
+    seconds); empty before the table exists or while Cassandra is away. Read at QUORUM, so
+    that with a cluster's node down it still sees every write the sink made (LOCAL_QUORUM)."""
+    from cassandra import ConsistencyLevel, InvalidRequest
     from cassandra.cluster import Cluster, NoHostAvailable
+    from cassandra.query import SimpleStatement
 
-    cluster = Cluster([settings.host], port=settings.cassandra_port)
+    contact_points = [node.rpartition(":")[0] for node in settings.cassandra_nodes.split(",")]
+    cluster = Cluster(contact_points, port=settings.cassandra_port)
+    query = SimpleStatement(
+        f"SELECT id, kafka_partition, kafka_offset, written_at FROM {keyspace}.created_users",
+        consistency_level=ConsistencyLevel.QUORUM,
+    )
     try:
-        rows = cluster.connect().execute(
-            f"SELECT id, kafka_partition, kafka_offset, written_at FROM {keyspace}.created_users"
-        )
+        rows = cluster.connect().execute(query)
         return {
             r.id: (r.kafka_partition, r.kafka_offset, r.written_at.replace(tzinfo=dt.UTC).timestamp()) for r in rows
         }
@@ -99,24 +104,20 @@ def run_fault(
     tmp_path: Path,
     engine: str,
     fault_name: str,
-    fault: Callable[[], None],
+    fault: Callable[[list[Serve]], None],
     producer_through_fault: bool = True,
+    serves: int = 1,
 ) -> tuple[Outcome, str]:
-    """Streams USERS users at RATE/s, runs `fault` once some have been written, waits
-    until Cassandra holds every produced user, stops the job (SIGTERM) and checks it all.
-    Without `producer_through_fault`, half the users are sent before the fault and half
-    after it, so that only the job meets it."""
+    """Streams USERS users at RATE/s, runs `fault` (given the flight engine's services)
+    once some have been written, waits until Cassandra holds every produced user, stops the
+    job (SIGTERM) and checks it all. Without `producer_through_fault`, half the users are
+    sent before the fault and half after it, so that only the job meets it. With the flight
+    engine, `serves` services take the job's batches (`--flight-endpoint` lists them all);
+    service i logs to serve-i.log."""
     topic = keyspace = unique_name
     log = tmp_path / "job.log"
-    if engine == "flight":
-        env = {
-            **os.environ,
-            "QUIVER_CASSANDRA_NODES": f"{settings.host}:{settings.cassandra_port}",
-            "QUIVER_CASSANDRA_KEYSPACE": keyspace,
-        }
-        serve = conftest.running_serve(["--sink", "cassandra"], env, tmp_path / "serve.log")
-    else:
-        serve = None
+    # The stack's addresses as they are now: a cluster's, when the suite runs on one.
+    serve_env = {**os.environ, **stack.stack_env(settings), "QUIVER_CASSANDRA_KEYSPACE": keyspace}
     outcome = Outcome(fault_name, engine)
     stack_cli("topic", topic, "--partitions", "2")
 
@@ -139,11 +140,15 @@ def run_fault(
     began = time.time()
     producer = produce(USERS if producer_through_fault else USERS // 2, seed=1)
     try:
-        with serve if serve is not None else nullcontext() as running:
+        with ExitStack() as services:
+            running = []
             if engine == "flight":
-                args = ["--engine", "flight", "--flight-endpoint", running.location]
+                for i in range(serves):
+                    serve = conftest.running_serve(["--sink", "cassandra"], serve_env, tmp_path / f"serve-{i}.log")
+                    running.append(services.enter_context(serve))
+                args = ["--engine", "flight", "--flight-endpoint", ",".join(s.location for s in running)]
             else:
-                args = ["--engine", "inprocess", "--cassandra-nodes", f"{settings.host}:{settings.cassandra_port}"]
+                args = ["--engine", "inprocess", "--cassandra-nodes", settings.cassandra_nodes]
                 args += ["--cassandra-keyspace", keyspace]
             job = start_stream(settings, topic, args, tmp_path / "checkpoint", log)
             try:
@@ -152,7 +157,7 @@ def run_fault(
                 if not producer_through_fault:
                     delivered(producer)
                 outcome.fault_began = round(time.time() - began, 1)
-                fault()
+                fault(running)
                 outcome.component_back = round(time.time() - began, 1)
                 if not producer_through_fault:
                     producer = produce(USERS - USERS // 2, seed=2)
@@ -191,8 +196,8 @@ def _expected(settings, topic: str) -> dict[uuid.UUID, tuple[int, int]]:
     return last
 
 
-def _down_for(component: str, seconds: float) -> Callable[[], None]:
-    def fault() -> None:
+def _down_for(component: str, seconds: float) -> Callable[[list[Serve]], None]:
+    def fault(_: list[Serve]) -> None:
         stack_cli("down", component)
         time.sleep(seconds)
         stack_cli("up", component)
@@ -200,10 +205,10 @@ def _down_for(component: str, seconds: float) -> Callable[[], None]:
     return fault
 
 
-def _killed_for(component: str, seconds: float, settings) -> Callable[[], None]:
+def killed_for(component: str, seconds: float, settings) -> Callable[[list[Serve]], None]:
     """kill -9 of the component's process (supervisord does not restart it), and `up` later."""
 
-    def fault() -> None:
+    def fault(_: list[Serve]) -> None:
         pid = stack.Supervisor(settings).info(component)["pid"]
         assert pid, f"{component} is not running"
         os.kill(pid, signal.SIGKILL)
@@ -222,7 +227,7 @@ def test_a_cassandra_outage_of_30_s_is_ridden_through(quiver_bin, settings, uniq
     )
     assert "a restart resumes from checkpoint" not in text, text[-6000:]
     if engine == "flight":
-        serve_log = (tmp_path / "serve.log").read_text()
+        serve_log = (tmp_path / "serve-0.log").read_text()
         assert "Cassandra cannot take writes now" in serve_log, serve_log[-3000:]
         assert "Cassandra takes writes again" in serve_log, serve_log[-3000:]
     print(json.dumps(outcome.__dict__))
@@ -259,7 +264,7 @@ def test_a_killed_spark_worker_is_ridden_through(quiver_bin, settings, unique_na
         tmp_path,
         "inprocess",
         "spark-worker-killed",
-        _killed_for("spark-worker", 10, settings),
+        killed_for("spark-worker", 10, settings),
     )
     assert "a restart resumes from checkpoint" not in text, text[-6000:]
     print(json.dumps(outcome.__dict__))

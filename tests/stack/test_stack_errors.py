@@ -136,7 +136,8 @@ def _check(state, *args, **env):
     installed."""
     # Every port of the stack's components and of quiver serve free, so that check looks at
     # these only, beside a running stack.
-    settings = [f"QUIVER_{name}" for c in stack.COMPONENTS for name in c.ports(stack.Settings())]
+    defaults = stack.Settings(state=state)
+    settings = [f"QUIVER_{name}" for c in stack.components(defaults) for name in c.ports(defaults)]
     free = {name: str(free_port()) for name in settings}
     free["QUIVER_FLIGHT_LISTEN"] = f"127.0.0.1:{free_port()}"
     free["QUIVER_HTTP_LISTEN"] = f"127.0.0.1:{free_port()}"

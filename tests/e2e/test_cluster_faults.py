@@ -1,0 +1,129 @@
+"""The fault matrix on the 3-node cluster (`scripts/stack up --nodes 3`: 3 Kafka brokers
+with topics of 3 replicas and min.insync.replicas=2, 3 Cassandra nodes with the keyspace
+at replication factor 3 written at LOCAL_QUORUM, 2 Spark workers) and two `quiver serve`
+instances: under a steady stream one node of a kind is killed with SIGKILL, and the stream
+must go on through it, without the job exiting or its query restarting; afterwards
+Cassandra holds exactly the produced users, each with its last version. What each fault
+cost is written to $QUIVER_STATE_DIR/logs/test/faults/ for docs/STACK.md.
+
+Its own suite, which restarts the stack as a cluster: `scripts/test --only faults-cluster`
+(or, on a running cluster, pytest on this file).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+import urllib.request
+
+import pytest
+from test_faults import killed_for, run_fault
+
+import conftest
+from conftest import Serve
+
+
+@pytest.fixture(scope="module")
+def quiver_bin() -> str:
+    return str(conftest.quiver_bin())
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cluster(settings) -> None:
+    if settings.nodes < 3:
+        pytest.fail(
+            "these tests need the stack's cluster profile: 'scripts/stack down', then "
+            "'scripts/stack up --nodes 3' (scripts/test --only faults-cluster does both)"
+        )
+
+
+def _rode_through(text: str) -> None:
+    assert "a restart resumes from checkpoint" not in text, text[-6000:]
+
+
+def test_a_killed_kafka_broker_is_ridden_through(quiver_bin, settings, unique_name, tmp_path):
+    """kill -9 of one of three brokers, started again 10 s later: its partitions' leadership
+    moves to the others, which still make a quorum of two for every write; the producer
+    sends straight through it."""
+    outcome, text = run_fault(
+        quiver_bin,
+        settings,
+        unique_name,
+        tmp_path,
+        "flight",
+        "cluster-kafka-broker-killed",
+        killed_for("kafka-2", 10, settings),
+        serves=2,
+    )
+    _rode_through(text)
+    print(json.dumps(outcome.__dict__))
+
+
+def test_a_cassandra_node_killed_for_60_s_is_ridden_through(quiver_bin, settings, unique_name, tmp_path):
+    """kill -9 of one of three Cassandra nodes, started again 60 s later: LOCAL_QUORUM is
+    two of each row's three replicas, so the writes go on; the node catches up from the
+    others' hints once it is back."""
+    outcome, text = run_fault(
+        quiver_bin,
+        settings,
+        unique_name,
+        tmp_path,
+        "flight",
+        "cluster-cassandra-node-killed-60s",
+        killed_for("cassandra-3", 60, settings),
+        serves=2,
+    )
+    _rode_through(text)
+    print(json.dumps(outcome.__dict__))
+
+
+def _rows_written(serve: Serve) -> int:
+    with urllib.request.urlopen(f"{serve.http}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    counts = [line.rsplit(" ", 1)[1] for line in text.splitlines() if line.startswith("quiver_rows_written")]
+    return sum(int(float(count)) for count in counts)
+
+
+def _wait_until(done, failure: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, failure
+        time.sleep(0.5)
+
+
+def test_a_killed_flight_service_is_ridden_through(quiver_bin, settings, unique_name, tmp_path):
+    """kill -9 of one of the two `quiver serve` instances, not started again: each task
+    whose service is gone fails over to the other one, which then takes every batch."""
+
+    def kill_one(serves: list[Serve]) -> None:
+        killed, survivor = serves
+        # Killed while it takes a batch (its first task may start later than the other's).
+        _wait_until(lambda: _rows_written(killed) > 0, "the first service took no batch within 120 s")
+        killed.process.send_signal(signal.SIGKILL)
+        killed.process.wait()
+        before = _rows_written(survivor)
+        _wait_until(lambda: _rows_written(survivor) > before, "no batch reached the other service within 120 s")
+
+    outcome, text = run_fault(
+        quiver_bin, settings, unique_name, tmp_path, "flight", "cluster-serve-killed", kill_one, serves=2
+    )
+    _rode_through(text)
+    print(json.dumps(outcome.__dict__))
+
+
+def test_a_killed_spark_worker_is_ridden_through(quiver_bin, settings, unique_name, tmp_path):
+    """kill -9 of one of the two Spark workers (its executor exits with it), started again
+    10 s later: the lost tasks run again on the other worker's executor."""
+    outcome, text = run_fault(
+        quiver_bin,
+        settings,
+        unique_name,
+        tmp_path,
+        "flight",
+        "cluster-spark-worker-killed",
+        killed_for("spark-worker-2", 10, settings),
+        serves=2,
+    )
+    _rode_through(text)
+    print(json.dumps(outcome.__dict__))
