@@ -6,10 +6,10 @@ the stack up and the debug build the tests use (memory, not speed, is measured h
 streams them in 1-s micro-batches through `quiver serve` (--engine flight) or in the
 executors (--engine inprocess) into Cassandra. Every --sample-seconds it records the
 resident memory (RSS) of `quiver serve`, the driver (spark-submit's JVM and its Python),
-the executor's JVM and its Python workers (pyspark's daemon and workers), and how many
-rows the service has written. The verdict compares each process's RSS at the end with
-its RSS after --warmup-minutes: growth beyond 10 % is reported as growth. Results: a
-table on stdout and JSON (--out).
+the executor's JVM and its Python workers (pyspark's daemon and workers), the driver JVM's
+committed heap and metaspace (`jstat`), and how many rows the service has written. The
+verdict compares each figure at the end with the one after --warmup-minutes: growth
+beyond 10 % is reported as growth. Results: a table on stdout and JSON (--out).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ EXECUTOR_CLASS = "org.apache.spark.executor.CoarseGrainedExecutorBackend"
 @dataclass
 class Sample:
     minute: float
-    rss_mib: dict[str, float]
+    mib: dict[str, float]
     rows_written: int | None
 
 
@@ -80,8 +80,20 @@ def _mib(pids: list[int]) -> float:
     return round(total / 1024, 1)
 
 
+def java_heap_mib(pid: int) -> dict[str, float]:
+    """The JVM's heap as `jstat -gc` reports it: what it has committed (which RSS follows
+    as the heap grows towards its maximum) and its metaspace in use (classes loaded)."""
+    out = subprocess.run(["jstat", "-gc", str(pid)], capture_output=True, text=True).stdout.split("\n")
+    if len(out) < 2 or not out[1].strip():
+        return {}
+    gc = dict(zip(out[0].split(), (float(v) for v in out[1].split()), strict=False))
+    committed = gc["S0C"] + gc["S1C"] + gc["EC"] + gc["OC"]
+    return {"driver heap committed": round(committed / 1024, 1), "driver metaspace": round(gc["MU"] / 1024, 1)}
+
+
 def rss(job: subprocess.Popen, serve_pid: int | None, app_id: str | None) -> dict[str, float]:
-    """RSS in MiB per part of the pipeline; the executor is the one of this job's app."""
+    """RSS in MiB per part of the pipeline, the executor the one of this job's app; and
+    the driver JVM's heap, which tells heap growth from other memory."""
     processes = machine.processes()
     # spark-submit's JVM leads the job's process group; the Python driver is in it too.
     parts = {
@@ -93,7 +105,7 @@ def rss(job: subprocess.Popen, serve_pid: int | None, app_id: str | None) -> dic
     executors = [pid for pid, _, _, cmd in processes if EXECUTOR_CLASS in cmd and app_id and app_id in cmd]
     parts["executor JVM"] = _mib(executors)
     parts["executor Python"] = _mib([p for e in executors for p in _descendants(e, processes)])
-    return parts
+    return {**parts, **java_heap_mib(job.pid)}
 
 
 def rows_written(serve_http: str | None) -> int | None:
@@ -152,7 +164,7 @@ def run(args: argparse.Namespace, s: stack.Settings) -> Soak:
                 raise SystemExit(f"the job exited with {job.returncode}:\n{log.read_text()[-4000:]}")
             sample = Sample(
                 minute=round((time.monotonic() - began) / 60, 2),
-                rss_mib=rss(job, serve.process.pid if serve else None, app_id(s, name)),
+                mib=rss(job, serve.process.pid if serve else None, app_id(s, name)),
                 rows_written=rows_written(serve.http if serve else None),
             )
             soak.samples.append(sample)
@@ -168,11 +180,11 @@ def run(args: argparse.Namespace, s: stack.Settings) -> Soak:
 def report(soak: Soak, warmup_minutes: float) -> None:
     print(f"\nmachine: {machine.describe()}")
     print(f"workload: {soak.rate:,.0f} users/s for {soak.minutes:g} min, --engine {soak.engine}, 1-s micro-batches\n")
-    parts = list(soak.samples[0].rss_mib)
+    parts = list(dict.fromkeys(p for sample in soak.samples for p in sample.mib))
     print("| minute | " + " | ".join(f"{p} (MiB)" for p in parts) + " | rows written |")
     print("|---:|" + "---:|" * (len(parts) + 1))
     for sample in soak.samples:
-        cells = " | ".join(f"{sample.rss_mib.get(p, 0):,.0f}" for p in parts)
+        cells = " | ".join(f"{sample.mib.get(p, 0):,.0f}" for p in parts)
         written = "" if sample.rows_written is None else f"{sample.rows_written:,}"
         print(f"| {sample.minute:.1f} | {cells} | {written} |")
     after = [x for x in soak.samples if x.minute >= warmup_minutes]
@@ -181,8 +193,8 @@ def report(soak: Soak, warmup_minutes: float) -> None:
         return
     print(f"\nafter the {warmup_minutes:g}-minute warm-up (first sample at minute {after[0].minute:.1f}):")
     for p in parts:
-        start, end = after[0].rss_mib[p], after[-1].rss_mib[p]
-        peak = max(x.rss_mib[p] for x in after)
+        start, end = after[0].mib.get(p, 0), after[-1].mib.get(p, 0)
+        peak = max(x.mib.get(p, 0) for x in after)
         growth = (end - start) / start if start else 0.0
         verdict = "flat" if abs(growth) <= 0.10 else "GROWS" if growth > 0 else "shrinks"
         print(f"- {p}: {start:,.0f} → {end:,.0f} MiB (peak {peak:,.0f}), {growth:+.1%}: {verdict}")

@@ -120,7 +120,8 @@ class Settings:
     @property
     def nodes(self) -> int:
         """Kafka brokers and Cassandra nodes: 1, or what `up --nodes N` chose for the
-        running stack (kept in the run folder, so that every later command sees it)."""
+        running stack (kept in the run folder until 'down', so that every later command
+        sees it)."""
         try:
             return int(self.nodes_file.read_text())
         except (OSError, ValueError):
@@ -1113,51 +1114,50 @@ def prometheus_healthy(s: Settings) -> str:
     return f"scraping {len(up)} of {len(targets)} targets up ({', '.join(up) or 'none yet'})"
 
 
+def kafka_ports(s: Settings, node: int) -> dict[str, int]:
+    return {
+        "KAFKA_PORT": s.kafka_port,
+        "KAFKA_CONTROLLER_PORT": s.kafka_controller_port,
+        "KAFKA_METRICS_PORT": s.kafka_metrics_port,
+    }
+
+
+def cassandra_ports(s: Settings, node: int) -> dict[str, int]:
+    return {
+        "CASSANDRA_PORT": s.cassandra_port,
+        "CASSANDRA_STORAGE_PORT": s.cassandra_storage_port,
+        "CASSANDRA_JMX_PORT": cassandra_jmx_port(s, node),
+        "CASSANDRA_METRICS_PORT": s.cassandra_metrics_port,
+    }
+
+
+def spark_worker_ports(s: Settings, node: int) -> dict[str, int]:
+    return {"SPARK_WORKER_UI_PORT": s.spark_worker_ui_port}
+
+
+def _per_node(base: str, nodes: list[int], ports, prepare, healthy, start_timeout: float) -> list[Component]:
+    """A component for each node, whose functions are given the node."""
+    return [
+        Component(
+            node_name(base, n),
+            functools.partial(ports, node=n),
+            functools.partial(prepare, node=n),
+            functools.partial(healthy, node=n),
+            start_timeout,
+            node=n,
+        )
+        for n in nodes
+    ]
+
+
 def components(s: Settings) -> list[Component]:
     """The stack's components in start order, with a Kafka broker and a Cassandra node for
     each of `s.node_ids` and a Spark worker for each of `s.worker_ids`."""
-    kafka = [
-        Component(
-            node_name("kafka", n),
-            lambda s: {
-                "KAFKA_PORT": s.kafka_port,
-                "KAFKA_CONTROLLER_PORT": s.kafka_controller_port,
-                "KAFKA_METRICS_PORT": s.kafka_metrics_port,
-            },
-            functools.partial(kafka_prepare, node=n),
-            functools.partial(kafka_healthy, node=n),
-            90,
-            node=n,
-        )
-        for n in s.node_ids
-    ]
-    cassandra = [
-        Component(
-            node_name("cassandra", n),
-            lambda s, n=n: {
-                "CASSANDRA_PORT": s.cassandra_port,
-                "CASSANDRA_STORAGE_PORT": s.cassandra_storage_port,
-                "CASSANDRA_JMX_PORT": cassandra_jmx_port(s, n),
-                "CASSANDRA_METRICS_PORT": s.cassandra_metrics_port,
-            },
-            functools.partial(cassandra_prepare, node=n),
-            functools.partial(cassandra_healthy, node=n),
-            180,
-            node=n,
-        )
-        for n in s.node_ids
-    ]
-    workers = [
-        Component(
-            node_name("spark-worker", n),
-            lambda s: {"SPARK_WORKER_UI_PORT": s.spark_worker_ui_port},
-            functools.partial(spark_worker_prepare, node=n),
-            functools.partial(spark_worker_healthy, node=n),
-            90,
-            node=n,
-        )
-        for n in s.worker_ids
-    ]
+    kafka = _per_node("kafka", s.node_ids, kafka_ports, kafka_prepare, kafka_healthy, 90)
+    cassandra = _per_node("cassandra", s.node_ids, cassandra_ports, cassandra_prepare, cassandra_healthy, 180)
+    workers = _per_node(
+        "spark-worker", s.worker_ids, spark_worker_ports, spark_worker_prepare, spark_worker_healthy, 90
+    )
     return [
         # Postgres first: it is quick and not a JVM. The JVMs start one after another.
         Component(
@@ -1353,12 +1353,17 @@ class Supervisor:
     def start(self, name: str) -> None:
         self.proxy().startProcess(name, True)
 
-    def stop(self, name: str) -> None:
-        try:
-            self.proxy().stopProcess(name, True)
-        except xmlrpc.client.Fault as fault:
-            if "NOT_RUNNING" not in fault.faultString:
-                raise
+    def stop(self, *names: str) -> None:
+        """Stops these at once and waits until each has stopped (supervisord sends SIGKILL
+        after stopwaitsecs)."""
+        for name in names:
+            try:
+                self.proxy().stopProcess(name, False)
+            except xmlrpc.client.Fault as fault:
+                if "NOT_RUNNING" not in fault.faultString:
+                    raise
+        while any(self.info(name)["statename"] in ("RUNNING", "STARTING", "STOPPING") for name in names):
+            time.sleep(0.1)
 
     def pid(self) -> int:
         """supervisord's pid if it is alive, else 0. Standard library only: `check` runs
@@ -1660,21 +1665,30 @@ def cmd_down(s: Settings, names: list[str]) -> int:
     if not sup.running():
         _say("the stack is not running")
         return 0
+
+    def stop(together: list[str]) -> None:
+        t0 = time.monotonic()
+        sup.stop(*together)
+        for name in together:
+            _say(f"  {name:<21} stopped in {time.monotonic() - t0:4.1f} s")
+
     if names:
         # Only these (a component taken down for a while, as the fault tests do); the
         # rest, and those that need them, keep running. `up NAME` starts it again.
         for name in names:
-            for member in _members(s, name):
-                t0 = time.monotonic()
-                sup.stop(member)
-                _say(f"  {member:<21} stopped in {time.monotonic() - t0:4.1f} s")
+            stop(_members(s, name))
         return 0
-    for c in reversed(components(s)):
+    # A cluster's nodes of one kind stop together: the last Kafka broker to stop alone has
+    # no quorum of controllers left to shut down cleanly with, and waits to be killed.
+    kinds: dict[str, list[str]] = {}
+    for c in components(s):
         if sup.info(c.name)["statename"] in ("RUNNING", "STARTING"):
-            t0 = time.monotonic()
-            sup.stop(c.name)
-            _say(f"  {c.name:<21} stopped in {time.monotonic() - t0:4.1f} s")
+            kinds.setdefault(c.name.rsplit("-", 1)[0] if c.node else c.name, []).append(c.name)
+    for together in reversed(kinds.values()):
+        stop(together)
     sup.shutdown()
+    # The next 'up' starts a single node unless told --nodes again.
+    s.nodes_file.unlink(missing_ok=True)
     _say("stack down")
     return 0
 

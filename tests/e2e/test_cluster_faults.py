@@ -16,11 +16,13 @@ import json
 import signal
 import time
 import urllib.request
+from collections.abc import Callable
 
 import pytest
-from test_faults import killed_for, run_fault
+from test_faults import Stream, killed_for, run_fault
 
 import conftest
+import stack
 from conftest import Serve
 
 
@@ -38,46 +40,6 @@ def cluster(settings) -> None:
         )
 
 
-def _rode_through(text: str) -> None:
-    assert "a restart resumes from checkpoint" not in text, text[-6000:]
-
-
-def test_a_killed_kafka_broker_is_ridden_through(quiver_bin, settings, unique_name, tmp_path):
-    """kill -9 of one of three brokers, started again 10 s later: its partitions' leadership
-    moves to the others, which still make a quorum of two for every write; the producer
-    sends straight through it."""
-    outcome, text = run_fault(
-        quiver_bin,
-        settings,
-        unique_name,
-        tmp_path,
-        "flight",
-        "cluster-kafka-broker-killed",
-        killed_for("kafka-2", 10, settings),
-        serves=2,
-    )
-    _rode_through(text)
-    print(json.dumps(outcome.__dict__))
-
-
-def test_a_cassandra_node_killed_for_60_s_is_ridden_through(quiver_bin, settings, unique_name, tmp_path):
-    """kill -9 of one of three Cassandra nodes, started again 60 s later: LOCAL_QUORUM is
-    two of each row's three replicas, so the writes go on; the node catches up from the
-    others' hints once it is back."""
-    outcome, text = run_fault(
-        quiver_bin,
-        settings,
-        unique_name,
-        tmp_path,
-        "flight",
-        "cluster-cassandra-node-killed-60s",
-        killed_for("cassandra-3", 60, settings),
-        serves=2,
-    )
-    _rode_through(text)
-    print(json.dumps(outcome.__dict__))
-
-
 def _rows_written(serve: Serve) -> int:
     with urllib.request.urlopen(f"{serve.http}/metrics", timeout=5) as response:
         text = response.read().decode()
@@ -92,38 +54,38 @@ def _wait_until(done, failure: str, timeout: float = 120) -> None:
         time.sleep(0.5)
 
 
-def test_a_killed_flight_service_is_ridden_through(quiver_bin, settings, unique_name, tmp_path):
-    """kill -9 of one of the two `quiver serve` instances, not started again: each task
-    whose service is gone fails over to the other one, which then takes every batch."""
+def _kill_one_service(stream: Stream) -> None:
+    """kill -9 of the first `quiver serve`, not started again, once it has taken batches;
+    then the other one must take them."""
+    killed, survivor = stream.serves
+    # Its first task may start later than the other's.
+    _wait_until(lambda: _rows_written(killed) > 0, "the first service took no batch within 120 s")
+    killed.process.send_signal(signal.SIGKILL)
+    killed.process.wait()
+    before = _rows_written(survivor)
+    _wait_until(lambda: _rows_written(survivor) > before, "no batch reached the other service within 120 s")
 
-    def kill_one(serves: list[Serve]) -> None:
-        killed, survivor = serves
-        # Killed while it takes a batch (its first task may start later than the other's).
-        _wait_until(lambda: _rows_written(killed) > 0, "the first service took no batch within 120 s")
-        killed.process.send_signal(signal.SIGKILL)
-        killed.process.wait()
-        before = _rows_written(survivor)
-        _wait_until(lambda: _rows_written(survivor) > before, "no batch reached the other service within 120 s")
 
+# Each node killed under the stream, and why the stream can go on without it.
+FAULTS: dict[str, Callable[[stack.Settings], Callable[[Stream], None]]] = {
+    # One of three brokers, started again 10 s later: its partitions' leadership moves to
+    # the others, which still make min.insync.replicas=2; the producer sends through it.
+    "cluster-kafka-broker-killed": lambda s: killed_for("kafka-2", 10, s),
+    # One of three Cassandra nodes, started again 60 s later: LOCAL_QUORUM is two of each
+    # row's three replicas; the node catches up from the others' hints once it is back.
+    "cluster-cassandra-node-killed-60s": lambda s: killed_for("cassandra-3", 60, s),
+    # One of the two `quiver serve`: each task whose service is gone fails over to the other.
+    "cluster-serve-killed": lambda s: _kill_one_service,
+    # One of the two Spark workers (its executor exits with it), started again 10 s later:
+    # the lost tasks run again on the other worker's executor.
+    "cluster-spark-worker-killed": lambda s: killed_for("spark-worker-2", 10, s),
+}
+
+
+@pytest.mark.parametrize("fault_name", list(FAULTS))
+def test_a_killed_node_is_ridden_through(quiver_bin, settings, unique_name, tmp_path, fault_name):
     outcome, text = run_fault(
-        quiver_bin, settings, unique_name, tmp_path, "flight", "cluster-serve-killed", kill_one, serves=2
+        quiver_bin, settings, unique_name, tmp_path, "flight", fault_name, FAULTS[fault_name](settings), serves=2
     )
-    _rode_through(text)
-    print(json.dumps(outcome.__dict__))
-
-
-def test_a_killed_spark_worker_is_ridden_through(quiver_bin, settings, unique_name, tmp_path):
-    """kill -9 of one of the two Spark workers (its executor exits with it), started again
-    10 s later: the lost tasks run again on the other worker's executor."""
-    outcome, text = run_fault(
-        quiver_bin,
-        settings,
-        unique_name,
-        tmp_path,
-        "flight",
-        "cluster-spark-worker-killed",
-        killed_for("spark-worker-2", 10, settings),
-        serves=2,
-    )
-    _rode_through(text)
+    assert "a restart resumes from checkpoint" not in text, text[-6000:]
     print(json.dumps(outcome.__dict__))

@@ -46,16 +46,23 @@ def stack_cli(*args: str) -> None:
     assert done.returncode == 0, f"scripts/stack {' '.join(args)}:\n{done.stdout}{done.stderr}"
 
 
+def _cluster(settings):
+    """A driver for every Cassandra node of the stack (a cluster's too)."""
+    from cassandra.cluster import Cluster
+
+    hosts = [node.rpartition(":")[0] for node in settings.cassandra_nodes.split(",")]
+    return Cluster(hosts, port=settings.cassandra_port)
+
+
 def _stored(settings, keyspace: str) -> dict[uuid.UUID, tuple[int, int, float]]:
     """Each stored user's Kafka partition and offset, and when Cassandra wrote it (epoch
     seconds); empty before the table exists or while Cassandra is away. Read at QUORUM, so
     that with a cluster's node down it still sees every write the sink made (LOCAL_QUORUM)."""
     from cassandra import ConsistencyLevel, InvalidRequest
-    from cassandra.cluster import Cluster, NoHostAvailable
+    from cassandra.cluster import NoHostAvailable
     from cassandra.query import SimpleStatement
 
-    contact_points = [node.rpartition(":")[0] for node in settings.cassandra_nodes.split(",")]
-    cluster = Cluster(contact_points, port=settings.cassandra_port)
+    cluster = _cluster(settings)
     query = SimpleStatement(
         f"SELECT id, kafka_partition, kafka_offset, written_at FROM {keyspace}.created_users",
         consistency_level=ConsistencyLevel.QUORUM,
@@ -67,6 +74,21 @@ def _stored(settings, keyspace: str) -> dict[uuid.UUID, tuple[int, int, float]]:
         }
     except (InvalidRequest, NoHostAvailable):
         return {}
+    finally:
+        cluster.shutdown()
+
+
+def _any_stored(settings, keyspace: str) -> bool:
+    """Whether a user is in Cassandra yet: one row, not the table (a read of it all takes
+    seconds once it holds tens of thousands)."""
+    from cassandra import InvalidRequest
+    from cassandra.cluster import NoHostAvailable
+
+    cluster = _cluster(settings)
+    try:
+        return cluster.connect().execute(f"SELECT id FROM {keyspace}.created_users LIMIT 1").one() is not None
+    except (InvalidRequest, NoHostAvailable):
+        return False
     finally:
         cluster.shutdown()
 
@@ -84,17 +106,36 @@ class Outcome:
     last_write_before: float = 0
     first_write_after: float = 0
     caught_up: float = 0
-    rows_before_fault: int = 0
+    first_write: float = 0
 
     def timed(self, stamps: list[float], began: float) -> None:
         """Fills the write times from every row's `written_at`: the longest gap between
         two writes after the fault began is the pause."""
         stamps = sorted(stamps)
         fault = began + self.fault_began
-        _, before, after = max((b - a, a, b) for a, b in zip(stamps, stamps[1:], strict=False) if b > fault)
+        gaps = [(b - a, a, b) for a, b in zip(stamps, stamps[1:], strict=False) if b > fault]
+        assert gaps, "every user was written before the fault began: it met no stream"
+        _, before, after = max(gaps)
         self.last_write_before = round(before - began, 1)
         self.first_write_after = round(after - began, 1)
         self.caught_up = round(stamps[-1] - began, 1)
+        self.first_write = round(stamps[0] - began, 1)
+
+
+@dataclass
+class Stream:
+    """What a fault acts on: the flight engine's services and the running job, which a
+    fault may kill and start again on its checkpoint."""
+
+    serves: list[Serve]
+    job: subprocess.Popen
+    log: Path
+    start: Callable[[Path], subprocess.Popen]
+
+    def restart(self) -> None:
+        """The job again, on the same checkpoint; its output in job-restarted.log."""
+        self.log = self.log.with_name("job-restarted.log")
+        self.job = self.start(self.log)
 
 
 def run_fault(
@@ -104,7 +145,7 @@ def run_fault(
     tmp_path: Path,
     engine: str,
     fault_name: str,
-    fault: Callable[[list[Serve]], None],
+    fault: Callable[[Stream], None],
     producer_through_fault: bool = True,
     serves: int = 1,
 ) -> tuple[Outcome, str]:
@@ -137,8 +178,7 @@ def run_fault(
         out, _ = producer.communicate(timeout=600)
         assert producer.returncode == 0, out[-3000:]
 
-    began = time.time()
-    producer = produce(USERS if producer_through_fault else USERS // 2, seed=1)
+    producer = None
     try:
         with ExitStack() as services:
             running = []
@@ -150,25 +190,38 @@ def run_fault(
             else:
                 args = ["--engine", "inprocess", "--cassandra-nodes", settings.cassandra_nodes]
                 args += ["--cassandra-keyspace", keyspace]
-            job = start_stream(settings, topic, args, tmp_path / "checkpoint", log)
+
+            def start(job_log: Path) -> subprocess.Popen:
+                return start_stream(settings, topic, args, tmp_path / "checkpoint", job_log)
+
+            stream = Stream(running, start(log), log, start)
             try:
-                wait_for("the first users in Cassandra", lambda: len(_stored(settings, keyspace)) > 0, job, log)
-                outcome.rows_before_fault = len(_stored(settings, keyspace))
+                # The users go out once the query runs, so that the fault meets a steady
+                # stream rather than a backlog the job is still starting to read.
+                wait_for("the query to start", lambda: "streaming " in log.read_text(), stream.job, log)
+                began = time.time()
+                producer = produce(USERS if producer_through_fault else USERS // 2, seed=1)
+                wait_for("the first users in Cassandra", lambda: _any_stored(settings, keyspace), stream.job, log)
                 if not producer_through_fault:
                     delivered(producer)
                 outcome.fault_began = round(time.time() - began, 1)
-                fault(running)
+                fault(stream)
                 outcome.component_back = round(time.time() - began, 1)
                 if not producer_through_fault:
                     producer = produce(USERS - USERS // 2, seed=2)
                 delivered(producer)
                 expected = _expected(settings, topic)
                 assert len(expected) == USERS
-                wait_for("every user in Cassandra", lambda: len(_stored(settings, keyspace)) >= USERS, job, log)
+                wait_for(
+                    "every user in Cassandra",
+                    lambda: len(_stored(settings, keyspace)) >= USERS,
+                    stream.job,
+                    stream.log,
+                )
             finally:
-                stop_job(job)
-        text = log.read_text()
-        assert job.returncode == 0, f"the job did not ride the fault out:\n{text[-6000:]}"
+                stop_job(stream.job)
+        text = stream.log.read_text()
+        assert stream.job.returncode == 0, f"the job did not ride the fault out:\n{text[-6000:]}"
         stored = _stored(settings, keyspace)
         assert stored.keys() == expected.keys(), (
             f"{len(stored.keys() - expected.keys())} extra, {len(expected.keys() - stored.keys())} missing"
@@ -177,13 +230,13 @@ def run_fault(
         assert offsets == expected, "a user is stored with an older version than Kafka's last"
         outcome.timed([written for _, _, written in stored.values()], began)
     finally:
-        if producer.poll() is None:
+        if producer is not None and producer.poll() is None:
             producer.kill()
             producer.wait()
     out = Path(os.environ.get("QUIVER_STATE_DIR", ROOT / ".quiver")) / "logs" / "test" / "faults"
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{fault_name}-{engine}.json").write_text(json.dumps(outcome.__dict__, indent=2) + "\n")
-    return outcome, log.read_text()
+    return outcome, text
 
 
 def _expected(settings, topic: str) -> dict[uuid.UUID, tuple[int, int]]:
@@ -196,8 +249,8 @@ def _expected(settings, topic: str) -> dict[uuid.UUID, tuple[int, int]]:
     return last
 
 
-def _down_for(component: str, seconds: float) -> Callable[[list[Serve]], None]:
-    def fault(_: list[Serve]) -> None:
+def _down_for(component: str, seconds: float) -> Callable[[Stream], None]:
+    def fault(_: Stream) -> None:
         stack_cli("down", component)
         time.sleep(seconds)
         stack_cli("up", component)
@@ -205,10 +258,10 @@ def _down_for(component: str, seconds: float) -> Callable[[list[Serve]], None]:
     return fault
 
 
-def killed_for(component: str, seconds: float, settings) -> Callable[[list[Serve]], None]:
+def killed_for(component: str, seconds: float, settings) -> Callable[[Stream], None]:
     """kill -9 of the component's process (supervisord does not restart it), and `up` later."""
 
-    def fault(_: list[Serve]) -> None:
+    def fault(_: Stream) -> None:
         pid = stack.Supervisor(settings).info(component)["pid"]
         assert pid, f"{component} is not running"
         os.kill(pid, signal.SIGKILL)
@@ -267,6 +320,26 @@ def test_a_killed_spark_worker_is_ridden_through(quiver_bin, settings, unique_na
         killed_for("spark-worker", 10, settings),
     )
     assert "a restart resumes from checkpoint" not in text, text[-6000:]
+    print(json.dumps(outcome.__dict__))
+
+
+def test_a_killed_driver_is_recovered_by_a_restart_on_its_checkpoint(quiver_bin, settings, unique_name, tmp_path):
+    """kill -9 of the job's whole process group (spark-submit's JVM, which is the driver,
+    and its Python) under the steady stream: nothing can ride that out, so the job is
+    started again 5 s later on the same checkpoint, as a supervisor would, and replays
+    what the killed one had not committed; the upserts leave exactly the produced users."""
+
+    def kill_driver(stream: Stream) -> None:
+        os.killpg(stream.job.pid, signal.SIGKILL)
+        stream.job.wait()
+        deadline = time.monotonic() + 30
+        while (left := _group_members(stream.job.pid)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not left, f"processes {left} of the killed job are still alive"
+        time.sleep(5)
+        stream.restart()
+
+    outcome, _ = run_fault(quiver_bin, settings, unique_name, tmp_path, "flight", "driver-killed", kill_driver)
     print(json.dumps(outcome.__dict__))
 
 
