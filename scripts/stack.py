@@ -694,6 +694,12 @@ def spark_write_conf(s: Settings) -> None:
         "spark.sql.streaming.metricsEnabled": "true",
         "spark.metrics.namespace": "quiver",
         "spark.ui.prometheus.enabled": "true",
+        # A streaming job's driver runs for days: the UI keeps 1,000 jobs, stages and SQL
+        # executions by default, the plans and metrics of a thousand micro-batches on its
+        # heap. A hundred bound its memory within minutes; the streaming tab keeps its own.
+        "spark.ui.retainedJobs": "100",
+        "spark.ui.retainedStages": "100",
+        "spark.sql.ui.retainedExecutions": "100",
     }
     _write(s.spark_conf_dir / "spark-defaults.conf", "".join(f"{k} {v}\n" for k, v in defaults.items()))
     _write(s.spark_conf_dir / "metrics.properties", (MONITORING / "spark" / "metrics.properties").read_text())
