@@ -20,7 +20,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from contextlib import ExitStack, nullcontext
 from dataclasses import asdict, dataclass, field
@@ -51,37 +50,8 @@ class Soak:
     samples: list[Sample] = field(default_factory=list)
 
 
-def _rss_kib(pid: int) -> int:
-    for line in (Path("/proc") / str(pid) / "status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
-def _descendants(root: int, processes: list[tuple[int, int, int, str]]) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for pid, parent, _, _ in processes:
-        children.setdefault(parent, []).append(pid)
-    found, todo = [], list(children.get(root, []))
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children.get(pid, []))
-    return found
-
-
-def _mib(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            total += _rss_kib(pid)
-        except OSError:  # ended since it was listed
-            pass
-    return round(total / 1024, 1)
-
-
-def java_heap_mib(pid: int) -> dict[str, float]:
-    """The JVM's heap as `jstat -gc` reports it: what it has committed (which RSS follows
+def driver_heap_mib(pid: int) -> dict[str, float]:
+    """The driver JVM's heap as `jstat -gc` reports it: what it has committed (which RSS follows
     as the heap grows towards its maximum) and its metaspace in use (classes loaded)."""
     out = subprocess.run(["jstat", "-gc", str(pid)], capture_output=True, text=True).stdout.split("\n")
     if len(out) < 2 or not out[1].strip():
@@ -91,30 +61,19 @@ def java_heap_mib(pid: int) -> dict[str, float]:
     return {"driver heap committed": round(committed / 1024, 1), "driver metaspace": round(gc["MU"] / 1024, 1)}
 
 
-def rss(job: subprocess.Popen, serve_pid: int | None, app_id: str | None) -> dict[str, float]:
+def memory_mib(job: subprocess.Popen, serve_pid: int | None, app_id: str | None) -> dict[str, float]:
     """RSS in MiB per part of the pipeline, the executor the one of this job's app; and
     the driver JVM's heap, which tells heap growth from other memory."""
     processes = machine.processes()
     # spark-submit's JVM leads the job's process group; the Python driver is in it too.
-    parts = {
-        "driver JVM": _mib([job.pid]),
-        "driver Python": _mib([pid for pid, _, group, _ in processes if group == job.pid and pid != job.pid]),
-    }
+    driver_python = [pid for pid, _, group, _ in processes if group == job.pid and pid != job.pid]
+    parts = {"driver JVM": machine.rss_mib([job.pid]), "driver Python": machine.rss_mib(driver_python)}
     if serve_pid is not None:
-        parts["quiver serve"] = _mib([serve_pid])
+        parts["quiver serve"] = machine.rss_mib([serve_pid])
     executors = [pid for pid, _, _, cmd in processes if EXECUTOR_CLASS in cmd and app_id and app_id in cmd]
-    parts["executor JVM"] = _mib(executors)
-    parts["executor Python"] = _mib([p for e in executors for p in _descendants(e, processes)])
-    return {**parts, **java_heap_mib(job.pid)}
-
-
-def rows_written(serve_http: str | None) -> int | None:
-    if serve_http is None:
-        return None
-    text = urllib.request.urlopen(f"{serve_http}/metrics", timeout=5).read().decode()
-    return sum(
-        int(float(line.rsplit(" ", 1)[1])) for line in text.splitlines() if line.startswith("quiver_rows_written_total")
-    )
+    parts["executor JVM"] = machine.rss_mib(executors)
+    parts["executor Python"] = machine.rss_mib([p for e in executors for p in machine.descendants(e, processes)])
+    return {**parts, **driver_heap_mib(job.pid)}
 
 
 def app_id(s: stack.Settings, name: str) -> str | None:
@@ -164,8 +123,8 @@ def run(args: argparse.Namespace, s: stack.Settings) -> Soak:
                 raise SystemExit(f"the job exited with {job.returncode}:\n{log.read_text()[-4000:]}")
             sample = Sample(
                 minute=round((time.monotonic() - began) / 60, 2),
-                mib=rss(job, serve.process.pid if serve else None, app_id(s, name)),
-                rows_written=rows_written(serve.http if serve else None),
+                mib=memory_mib(job, serve.process.pid if serve else None, app_id(s, name)),
+                rows_written=serve.rows_written() if serve else None,
             )
             soak.samples.append(sample)
             print(json.dumps(asdict(sample)), file=sys.stderr, flush=True)

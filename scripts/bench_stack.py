@@ -20,29 +20,6 @@ import machine
 import stack
 
 
-def _rss_kib(pid: int) -> int:
-    """Resident memory of a process and all its descendants (a JVM may sit under a shell)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    total, todo = 0, [pid]
-    while todo:
-        current = todo.pop()
-        try:
-            status = Path(f"/proc/{current}/status").read_text()
-        except OSError:
-            continue
-        match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
-        total += int(match.group(1)) if match else 0
-        todo.extend(children.get(current, []))
-    return total
-
-
 def _du_mib(path: Path) -> float:
     if not path.exists():
         return 0.0
@@ -74,9 +51,12 @@ def main() -> int:
     s = stack.Settings()  # the profile 'up' chose
     sup = stack.Supervisor(s)
     rows = []
+    processes = machine.processes()
     for c in stack.components(s):
+        # A JVM may sit under a shell: the process and everything under it.
         pid = sup.info(c.name).get("pid") or 0
-        rows.append((c.name, per_component.get(c.name, "-"), _rss_kib(pid) / 1024 / 1024 if pid else 0.0))
+        tree = [pid, *machine.descendants(pid, processes)] if pid else []
+        rows.append((c.name, per_component.get(c.name, "-"), machine.rss_mib(tree) / 1024))
 
     mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     print(f"machine: {os.cpu_count()} cores ({machine.cpu_model()}), {mem_gib:.0f} GiB, {platform.platform()}")

@@ -1,4 +1,4 @@
-"""What the benchmarks print about the machine they ran on."""
+"""What the benchmarks print about the machine they ran on, and read of its processes."""
 
 from __future__ import annotations
 
@@ -31,3 +31,28 @@ def processes() -> list[tuple[int, int, int, str]]:
             continue
         found.append((int(stat.parent.name), int(fields[1]), int(fields[2]), cmdline))
     return found
+
+
+def descendants(root: int, processes: list[tuple[int, int, int, str]]) -> list[int]:
+    """The pids of `root`'s children, their children and so on, from `processes()`."""
+    children: dict[int, list[int]] = {}
+    for pid, parent, _, _ in processes:
+        children.setdefault(parent, []).append(pid)
+    found, todo = [], list(children.get(root, []))
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def rss_mib(pids: list[int]) -> float:
+    """The resident memory of these processes together, in MiB; 0 for one that has ended."""
+    kib = 0
+    for pid in pids:
+        try:
+            status = (Path("/proc") / str(pid) / "status").read_text()
+        except OSError:  # ended since it was listed
+            continue
+        kib += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+    return round(kib / 1024, 1)

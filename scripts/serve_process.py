@@ -23,6 +23,13 @@ class Serve:
     log: Path
     process: subprocess.Popen
 
+    def rows_written(self) -> int:
+        """Rows the service has written, over every pipeline and sink (its metrics)."""
+        with urllib.request.urlopen(f"{self.http}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        counts = [line.rsplit(" ", 1)[1] for line in text.splitlines() if line.startswith("quiver_rows_written_total")]
+        return sum(int(float(count)) for count in counts)
+
 
 def free_port() -> int:
     with socket.socket() as sock:

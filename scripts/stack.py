@@ -105,27 +105,25 @@ class Settings:
     airflow_port: int = field(default_factory=lambda: _port("AIRFLOW_PORT", 8080))
     airflow_user: str = field(default_factory=lambda: _env("AIRFLOW_USER", "quiver"))
     airflow_db: str = field(default_factory=lambda: _env("AIRFLOW_DB", "airflow"))
+    # Kafka brokers and Cassandra nodes: 1, or what `up --nodes N` chose for the running
+    # stack, kept in the run folder until 'down' so that every later command sees it.
+    nodes: int = field(init=False)
 
     def __post_init__(self) -> None:
+        try:
+            nodes = int(self.nodes_file.read_text())
+        except (OSError, ValueError):
+            nodes = 1
+        object.__setattr__(self, "nodes", nodes)
         # Three nodes of each beside Spark must fit the memory one node of each had.
-        cluster = self.nodes > 1
-        for name, single, per_node in (("kafka_heap", "1g", "512m"), ("cassandra_heap", "2g", "1g")):
-            if not getattr(self, name):
-                object.__setattr__(self, name, per_node if cluster else single)
+        if not self.kafka_heap:
+            object.__setattr__(self, "kafka_heap", "512m" if nodes > 1 else "1g")
+        if not self.cassandra_heap:
+            object.__setattr__(self, "cassandra_heap", "1g" if nodes > 1 else "2g")
 
     @property
     def nodes_file(self) -> Path:
         return self.run / "nodes"
-
-    @property
-    def nodes(self) -> int:
-        """Kafka brokers and Cassandra nodes: 1, or what `up --nodes N` chose for the
-        running stack (kept in the run folder until 'down', so that every later command
-        sees it)."""
-        try:
-            return int(self.nodes_file.read_text())
-        except (OSError, ValueError):
-            return 1
 
     @property
     def node_ids(self) -> list[int]:
@@ -141,6 +139,11 @@ class Settings:
         """Where node `node` listens: cluster node n on 127.0.0.n (all of 127/8 is loopback
         on Linux), so that every node keeps the single-node stack's ports."""
         return self.host if node == 0 else f"127.0.0.{node}"
+
+    @property
+    def node_hosts(self) -> list[str]:
+        """Where each Kafka broker and Cassandra node listens."""
+        return [self.node_host(n) for n in self.node_ids]
 
     @property
     def replication_factor(self) -> int:
@@ -236,11 +239,11 @@ class Settings:
 
     @property
     def kafka_bootstrap(self) -> str:
-        return ",".join(f"{self.node_host(n)}:{self.kafka_port}" for n in self.node_ids)
+        return ",".join(f"{host}:{self.kafka_port}" for host in self.node_hosts)
 
     @property
     def cassandra_nodes(self) -> str:
-        return ",".join(f"{self.node_host(n)}:{self.cassandra_port}" for n in self.node_ids)
+        return ",".join(f"{host}:{self.cassandra_port}" for host in self.node_hosts)
 
     @property
     def spark_master_url(self) -> str:
@@ -312,6 +315,10 @@ class Component:
     # needed for 'status' to pass.
     optional: bool = False
     node: int = 0  # Settings.node_host(node) is where it listens
+    kind: str = ""  # what every node of a cluster shares: kafka, cassandra, spark-worker
+
+    def __post_init__(self) -> None:
+        self.kind = self.kind or self.name
 
 
 def node_name(base: str, node: int) -> str:
@@ -459,15 +466,15 @@ def kafka_healthy(s: Settings, node: int = 0) -> str:
     from confluent_kafka.admin import AdminClient
 
     host = s.node_host(node)
-    if node and not _accepts(host, s.kafka_port):
-        # A broker serves once the controllers' quorum has a leader: until a majority of
-        # the nodes runs, a started node is as healthy as it can be.
-        controllers = sum(_accepts(s.node_host(n), s.kafka_controller_port) for n in s.node_ids)
-        if _accepts(host, s.kafka_controller_port) and controllers <= s.nodes // 2:
-            return f"controller started, waiting for a quorum ({controllers} of {s.nodes} controllers up)"
     # librdkafka retries in the background and logs every refused connection: ask only
     # once the port accepts, and keep its log quiet.
-    socket.create_connection((host, s.kafka_port), timeout=2).close()
+    if not _accepts(host, s.kafka_port):
+        # A broker serves once the controllers' quorum has a leader: until a majority of
+        # a cluster's nodes runs, a started node is as healthy as it can be.
+        controllers = sum(_accepts(other, s.kafka_controller_port) for other in s.node_hosts)
+        if node and _accepts(host, s.kafka_controller_port) and controllers <= s.nodes // 2:
+            return f"controller started, waiting for a quorum ({controllers} of {s.nodes} controllers up)"
+        raise StackError(f"{host}:{s.kafka_port} does not accept connections yet")
     bootstrap = f"{host}:{s.kafka_port}"
     admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 2000, "log_level": 0})
     metadata = admin.list_topics(timeout=3)
@@ -1151,6 +1158,7 @@ def _per_node(base: str, nodes: list[int], ports, prepare, healthy, start_timeou
             functools.partial(healthy, node=n),
             start_timeout,
             node=n,
+            kind=base,
         )
         for n in nodes
     ]
@@ -1224,22 +1232,21 @@ def by_name(s: Settings) -> dict[str, Component]:
     return {c.name: c for c in components(s)}
 
 
+def _by_kind(components: list[Component]) -> dict[str, list[str]]:
+    """The components' names, kind by kind, in start order."""
+    kinds: dict[str, list[str]] = {}
+    for c in components:
+        kinds.setdefault(c.kind, []).append(c.name)
+    return kinds
+
+
 def groups(s: Settings) -> dict[str, list[str]]:
     """Short names that start several components: in a cluster, 'kafka', 'cassandra' and
     'spark-worker' name all their nodes."""
-    workers = [node_name("spark-worker", n) for n in s.worker_ids]
-    nodes = (
-        {}
-        if s.nodes == 1
-        else {
-            "kafka": [node_name("kafka", n) for n in s.node_ids],
-            "cassandra": [node_name("cassandra", n) for n in s.node_ids],
-            "spark-worker": workers,
-        }
-    )
+    kinds = _by_kind(components(s))
     return {
-        **nodes,
-        "spark": ["spark-master", *workers],
+        **{kind: names for kind, names in kinds.items() if names != [kind]},
+        "spark": ["spark-master", *kinds["spark-worker"]],
         "airflow": ["airflow-api-server", "airflow-scheduler", "airflow-dag-processor"],
         "monitoring": ["prometheus"],
     }
@@ -1249,14 +1256,13 @@ def groups(s: Settings) -> dict[str, list[str]]:
 _AIRFLOW_NEEDS = ["postgres", "airflow-api-server"]
 
 
-def requires(name: str) -> list[str]:
-    if name.startswith("spark-worker"):
-        return ["spark-master"]
-    return {
-        "airflow-api-server": ["postgres"],
-        "airflow-scheduler": _AIRFLOW_NEEDS,
-        "airflow-dag-processor": _AIRFLOW_NEEDS,
-    }.get(name, [])
+# What each kind of component needs running first.
+REQUIRES = {
+    "spark-worker": ["spark-master"],
+    "airflow-api-server": ["postgres"],
+    "airflow-scheduler": _AIRFLOW_NEEDS,
+    "airflow-dag-processor": _AIRFLOW_NEEDS,
+}
 
 
 # --- supervisord -----------------------------------------------------------------------
@@ -1435,22 +1441,22 @@ def _tail(path: Path, lines: int) -> str:
 
 def _members(s: Settings, name: str) -> list[str]:
     """The components a name given on the command line stands for."""
-    members = groups(s).get(name, [name])
-    for member in members:
-        if member not in by_name(s):
-            known = ", ".join([*by_name(s), *groups(s)])
-            raise StackError(f"unknown component '{name}': choose from {known}")
+    known, named = by_name(s), groups(s)
+    members = named.get(name, [name])
+    if any(member not in known for member in members):
+        raise StackError(f"unknown component '{name}': choose from {', '.join([*known, *named])}")
     return members
 
 
 def _expand(s: Settings, names: list[str]) -> list[str]:
+    known = by_name(s)
     wanted: list[str] = []
-    for name in names or [c.name for c in components(s) if not c.optional]:
+    for name in names or [c.name for c in known.values() if not c.optional]:
         for member in _members(s, name):
-            for needed in [*requires(member), member]:
+            for needed in [*REQUIRES.get(known[member].kind, []), member]:
                 if needed not in wanted:
                     wanted.append(needed)
-    return [c.name for c in components(s) if c.name in wanted]
+    return [name for name in known if name in wanted]
 
 
 def _say(message: str) -> None:
@@ -1464,7 +1470,8 @@ def choose_nodes(s: Settings, nodes: int | None) -> Settings:
     """The settings for `up --nodes`: a running stack keeps its nodes (a different number
     needs a 'down' first); a stopped one starts with what was asked, or one node."""
     sup = Supervisor(s)
-    running = [c.name for c in components(s) if sup.running() and sup.info(c.name)["statename"] == "RUNNING"]
+    up = sup.running()
+    running = [c.name for c in components(s) if up and sup.info(c.name)["statename"] == "RUNNING"]
     if running:
         if nodes is not None and nodes != s.nodes:
             raise StackError(
@@ -1686,11 +1693,8 @@ def cmd_down(s: Settings, names: list[str]) -> int:
         return 0
     # A cluster's nodes of one kind stop together: the last Kafka broker to stop alone has
     # no quorum of controllers left to shut down cleanly with, and waits to be killed.
-    kinds: dict[str, list[str]] = {}
-    for c in components(s):
-        if sup.info(c.name)["statename"] in ("RUNNING", "STARTING"):
-            kinds.setdefault(c.name.rsplit("-", 1)[0] if c.node else c.name, []).append(c.name)
-    for together in reversed(kinds.values()):
+    running = [c for c in components(s) if sup.info(c.name)["statename"] in ("RUNNING", "STARTING")]
+    for together in reversed(_by_kind(running).values()):
         stop(together)
     sup.shutdown()
     # The next 'up' starts a single node unless told --nodes again.
@@ -1836,11 +1840,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start components (all by default) and wait until each answers")
-    single = Settings(state=Path("/nonexistent"))
+    s = Settings()
     up.add_argument(
         "components",
         nargs="*",
-        help=f"any of: {', '.join([*by_name(single), *groups(single)])} "
+        help=f"any of: {', '.join([*by_name(s), *groups(s)])} "
         "(in a cluster, kafka-N, cassandra-N and spark-worker-N name one node)",
     )
     up.add_argument(
@@ -1874,11 +1878,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["spark-submit"]:
         # Everything after it belongs to spark-submit, options included.
-        return cmd_spark_submit(Settings(), argv[1:])
+        return cmd_spark_submit(s, argv[1:])
     if argv[:1] == ["airflow"]:
-        return cmd_airflow(Settings(), argv[1:])
+        return cmd_airflow(s, argv[1:])
     args = parser.parse_args(argv)
-    s = Settings()
     try:
         if args.command == "up":
             s = choose_nodes(s, args.nodes)

@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import json
 import signal
-import time
-import urllib.request
 from collections.abc import Callable
 
 import pytest
 from test_faults import Stream, killed_for, run_fault
+from test_stream import wait_for
 
 import conftest
 import stack
-from conftest import Serve
 
 
 @pytest.fixture(scope="module")
@@ -40,30 +38,18 @@ def cluster(settings) -> None:
         )
 
 
-def _rows_written(serve: Serve) -> int:
-    with urllib.request.urlopen(f"{serve.http}/metrics", timeout=5) as response:
-        text = response.read().decode()
-    counts = [line.rsplit(" ", 1)[1] for line in text.splitlines() if line.startswith("quiver_rows_written")]
-    return sum(int(float(count)) for count in counts)
-
-
-def _wait_until(done, failure: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        assert time.monotonic() < deadline, failure
-        time.sleep(0.5)
-
-
 def _kill_one_service(stream: Stream) -> None:
     """kill -9 of the first `quiver serve`, not started again, once it has taken batches;
     then the other one must take them."""
     killed, survivor = stream.serves
     # Its first task may start later than the other's.
-    _wait_until(lambda: _rows_written(killed) > 0, "the first service took no batch within 120 s")
+    wait_for("the first service to take a batch", lambda: killed.rows_written() > 0, stream.job, stream.log, 120)
     killed.process.send_signal(signal.SIGKILL)
     killed.process.wait()
-    before = _rows_written(survivor)
-    _wait_until(lambda: _rows_written(survivor) > before, "no batch reached the other service within 120 s")
+    before = survivor.rows_written()
+    wait_for(
+        "a batch to reach the other service", lambda: survivor.rows_written() > before, stream.job, stream.log, 120
+    )
 
 
 # Each node killed under the stream, and why the stream can go on without it.

@@ -50,8 +50,7 @@ def _cluster(settings):
     """A driver for every Cassandra node of the stack (a cluster's too)."""
     from cassandra.cluster import Cluster
 
-    hosts = [node.rpartition(":")[0] for node in settings.cassandra_nodes.split(",")]
-    return Cluster(hosts, port=settings.cassandra_port)
+    return Cluster(settings.node_hosts, port=settings.cassandra_port)
 
 
 def _stored(settings, keyspace: str) -> dict[uuid.UUID, tuple[int, int, float]]:
