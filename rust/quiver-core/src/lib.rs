@@ -9,6 +9,7 @@
 pub mod decode;
 pub mod error;
 pub mod pipeline;
+pub mod record;
 pub mod schema;
 pub mod sink;
 pub mod window;

@@ -3,6 +3,7 @@
 //! Timestamps are milliseconds in UTC throughout: that is Kafka's and Cassandra's
 //! resolution, so no stage silently truncates.
 
+use crate::record::{FIELDS, RecordField};
 use arrow::array::{
     BinaryArray, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
 };
@@ -57,47 +58,18 @@ pub fn kafka_input_batch(
     .expect("the columns follow kafka_input_schema and have one length")
 }
 
-/// randomuser 1.4 result objects, flattened with `_` (`location.street.number` is
-/// `location_street_number`) so a pipeline's SQL needs no struct access. Login secrets
-/// (password, salt, hashes) are deliberately not decoded.
+/// The decoded randomuser record: one column per field of [`crate::record::FIELDS`], then
+/// where the record was in Kafka and when it was decoded.
 pub fn users_schema() -> SchemaRef {
     static S: LazyLock<SchemaRef> = LazyLock::new(|| {
-        let s = |n: &str| Field::new(n, DataType::Utf8, true);
-        Arc::new(Schema::new(vec![
-            s("gender"),
-            s("name_title"),
-            s("name_first"),
-            s("name_last"),
-            Field::new("location_street_number", DataType::Int64, true),
-            s("location_street_name"),
-            s("location_city"),
-            s("location_state"),
-            s("location_country"),
-            s("location_postcode"),
-            Field::new("location_coordinates_latitude", DataType::Float64, true),
-            Field::new("location_coordinates_longitude", DataType::Float64, true),
-            s("location_timezone_offset"),
-            s("location_timezone_description"),
-            s("email"),
-            Field::new("login_uuid", DataType::Utf8, false),
-            s("login_username"),
-            Field::new("dob_date", ts_ms(), true),
-            Field::new("dob_age", DataType::Int32, true),
-            Field::new("registered_date", ts_ms(), true),
-            Field::new("registered_age", DataType::Int32, true),
-            s("phone"),
-            s("cell"),
-            s("id_name"),
-            s("id_value"),
-            s("picture_large"),
-            s("picture_medium"),
-            s("picture_thumbnail"),
-            s("nat"),
+        let record = FIELDS.iter().map(RecordField::arrow_field);
+        let kafka = [
             Field::new("kafka_partition", DataType::Int32, false),
             Field::new("kafka_offset", DataType::Int64, false),
             Field::new("kafka_timestamp", ts_ms(), true),
             Field::new("processed_at", ts_ms(), false),
-        ]))
+        ];
+        Arc::new(Schema::new(record.chain(kafka).collect::<Vec<_>>()))
     });
     S.clone()
 }

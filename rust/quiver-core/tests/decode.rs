@@ -7,6 +7,7 @@ use arrow::array::{
 use arrow::datatypes::{
     DataType, Field, Float64Type, Int32Type, Int64Type, Schema, TimeUnit, TimestampMillisecondType,
 };
+use quiver_core::record::{FIELDS, Kind};
 use quiver_core::schema::users_schema;
 use quiver_core::{CoreError, UserFields, decode_user_fields, decode_users};
 use quiver_testkit::kafka_batch;
@@ -108,6 +109,28 @@ fn escaped_strings_are_unescaped() {
     let rec = r#"{"login":{"uuid":"0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0"},"name":{"first":"Z\u00f6e \"Q\""}}"#;
     let d = decode_users(&one(&[rec]), NOW).unwrap();
     assert_eq!(s(&d.rows, "name_first").value(0), "Zöe \"Q\"");
+}
+
+/// Each field of the record table is read from its own place in the JSON: a full record's
+/// columns are all filled, and its text fields hold the strings found at their paths by a
+/// generic JSON parse (not the decoder).
+#[test]
+fn every_field_of_the_record_is_read_from_its_path() {
+    use sonic_rs::JsonValueTrait;
+    let d = decode_users(&one(&[GB_USER]), NOW).unwrap();
+    let json: sonic_rs::Value = sonic_rs::from_str(GB_USER).unwrap();
+    for field in FIELDS {
+        let column = field.column();
+        assert!(col(&d.rows, &column).is_valid(0), "{} is null", field.path);
+        if field.kind == Kind::Text {
+            let value = field
+                .path
+                .split('.')
+                .try_fold(&json, |v, key| v.get(key))
+                .and_then(|v| v.as_str());
+            assert_eq!(Some(s(&d.rows, &column).value(0)), value, "{}", field.path);
+        }
+    }
 }
 
 #[test]
