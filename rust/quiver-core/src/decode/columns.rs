@@ -199,6 +199,8 @@ fn timestamps(n: usize) -> TimestampMillisecondBuilder {
 pub(super) struct UserColumns {
     /// The columns filled; the others stay empty and are null in the batch.
     reads: UserFields,
+    /// The record's objects, looked up once per batch rather than once per record.
+    objects: &'static Object,
     record: Vec<Column>,
     partition: Int32Builder,
     offset: Int64Builder,
@@ -209,6 +211,7 @@ impl UserColumns {
     pub(super) fn with_capacity(n: usize, reads: UserFields) -> Self {
         Self {
             reads,
+            objects: &RECORD,
             record: FIELDS.iter().map(|f| Column::with_capacity(f, n)).collect(),
             partition: Int32Builder::with_capacity(n),
             offset: Int64Builder::with_capacity(n),
@@ -229,7 +232,7 @@ impl UserColumns {
             return Err("invalid JSON: a record must be a JSON object".into());
         };
         let mut found = [None; N];
-        RECORD.locate(object, &mut found)?;
+        self.objects.locate(object, &mut found)?;
         let identity = &FIELDS[IDENTITY];
         let Some(id) = found[IDENTITY] else {
             return Err(format!(

@@ -1,10 +1,10 @@
 //! Kafka-shaped Arrow batch → typed `raw_users` rows + rejects.
 //!
-//! The input batch is read whatever compatible types a client sent ([`input`]); each
+//! The input batch is read whatever compatible types a client sent (`input`); each
 //! record is parsed by simd-json into its tape and its values read from it as borrowed
-//! strings, so strings are copied once, into the Arrow builders ([`json`]); the fields
+//! strings, so strings are copied once, into the Arrow builders (`json`); the fields
 //! [`crate::record::FIELDS`] describes are found and appended to their columns
-//! ([`columns`]). Only the columns the reader asks for are converted ([`UserFields`]). A
+//! (`columns`). Only the columns the reader asks for are converted ([`UserFields`]). A
 //! record is checked completely before anything is appended, so a reject never leaves a
 //! half-written row behind.
 
@@ -14,8 +14,6 @@ mod json;
 
 use crate::error::CoreError;
 use crate::record::{FIELDS, IDENTITY};
-#[cfg(doc)]
-use crate::schema::{rejects_schema, users_schema};
 use arrow::array::{Array, RecordBatch};
 use columns::UserColumns;
 use input::{Rejects, normalise_input};
@@ -24,15 +22,17 @@ use json::Scratch;
 /// The result of decoding one input batch.
 #[derive(Debug, Clone)]
 pub struct Decoded {
-    /// Rows in [`users_schema`] order.
+    /// Rows in [`users_schema`](crate::schema::users_schema) order.
     pub rows: RecordBatch,
-    /// Records that could not be decoded, in [`rejects_schema`] order.
+    /// Records that could not be decoded, in
+    /// [`rejects_schema`](crate::schema::rejects_schema) order.
     pub rejects: RecordBatch,
 }
 
-/// The columns of [`users_schema`] a pipeline reads. The decoder converts and copies only
-/// these from each record and leaves the others null: a field that no query reads costs
-/// its parse alone, and a bad value in it does not reject the record. `login_uuid`, the
+/// The columns of [`users_schema`](crate::schema::users_schema) a pipeline reads. The
+/// decoder converts and copies only these from each record and leaves the others null: a
+/// field that no query reads costs its parse alone, and a bad value in it does not reject
+/// the record. `login_uuid`, the
 /// record's identity, is always read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UserFields(u64);
@@ -44,7 +44,7 @@ impl UserFields {
     /// Every column: what [`decode_users`] reads.
     pub const ALL: Self = Self(u64::MAX);
 
-    /// The columns at these positions of [`users_schema`].
+    /// The columns at these positions of [`users_schema`](crate::schema::users_schema).
     pub fn at(positions: impl IntoIterator<Item = usize>) -> Self {
         Self(positions.into_iter().fold(0, |bits, i| bits | 1 << i))
     }
