@@ -1,4 +1,4 @@
-//! Against a real broker: `QUIVER_KAFKA_BOOTSTRAP` (default 127.0.0.1:9092).
+//! Against a real broker: `QUIVER_BOOTSTRAP_SERVERS` (default 127.0.0.1:9092).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -15,7 +15,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 
 fn bootstrap() -> String {
-    std::env::var("QUIVER_KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".into())
+    std::env::var("QUIVER_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
 }
 
 fn config(name: &str, partitions: i32, compression: Compression) -> KafkaConfig {

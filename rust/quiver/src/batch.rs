@@ -22,27 +22,29 @@ use quiver_core::{Engine, PipelineSpec};
 use quiver_kafka::KafkaConfig;
 use quiver_postgres::{PostgresConfig, PostgresSink};
 use quiver_source::randomuser::{Pages, RandomUser, RandomUserConfig};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+
+use crate::settings::{self, ConfigArgs, Layered, defaulted, duration};
 
 /// Records handed to the pipeline at once: big enough to amortise the per-batch cost,
 /// small enough that decoding never holds much more than one page of JSON.
 const CHUNK: usize = 10_000;
 
-#[derive(clap::Args, Debug, Default)]
+#[derive(clap::Args, Debug)]
 #[command(after_help = "\
-Every flag except --config can also be written in the [batch] table of the --config file \
-(key = flag name, e.g. source = \"synthetic\"). Postgres: --postgres-url (QUIVER_POSTGRES_URL), \
-the password from QUIVER_POSTGRES_PASSWORD or the file in --postgres-password-file \
-(QUIVER_POSTGRES_PASSWORD_FILE); `scripts/stack env` prints the local stack's.")]
+Every setting is also a key of the [batch] table of the --config file (e.g. \
+source = \"synthetic\") and an environment variable QUIVER_<KEY> (e.g. QUIVER_SOURCE); \
+flags > environment > config file > defaults. The Postgres password comes from \
+QUIVER_POSTGRES_PASSWORD or the file in --postgres-password-file; `scripts/stack env` prints \
+the local stack's. docs/SETTINGS.md lists every key.")]
 pub struct Args {
-    /// TOML file whose [batch] table holds settings.
-    #[arg(long, env = "QUIVER_CONFIG", value_name = "FILE")]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    config: ConfigArgs,
     #[command(flatten)]
     settings: Settings,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 enum Source {
     Randomuser,
@@ -50,28 +52,28 @@ enum Source {
     Kafka,
 }
 
-/// One layer of settings; `None` leaves the decision to a lower layer.
-#[derive(clap::Args, Debug, Default, Deserialize)]
+/// The `[batch]` keys; `None` leaves the decision to a lower layer.
+#[derive(clap::Args, Debug, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 struct Settings {
     /// Where the records come from [default: randomuser].
-    #[arg(long, value_enum, env = "QUIVER_BATCH_SOURCE")]
+    #[arg(long, value_enum)]
     source: Option<Source>,
     /// Records to read (randomuser, synthetic).
-    #[arg(long, env = "QUIVER_BATCH_COUNT")]
+    #[arg(long)]
     count: Option<u64>,
     /// The same seed gives the same records and the same run id (randomuser, synthetic)
     /// [default: a random one, printed in the summary].
-    #[arg(long, env = "QUIVER_BATCH_SEED")]
+    #[arg(long)]
     seed: Option<String>,
     /// randomuser API base URL [default: https://randomuser.me/api/1.4/].
     #[arg(long)]
     api_url: Option<String>,
     /// Kafka bootstrap servers (kafka) [default: 127.0.0.1:9092].
-    #[arg(long, env = "QUIVER_KAFKA_BOOTSTRAP")]
+    #[arg(long)]
     bootstrap_servers: Option<String>,
     /// Kafka topic (kafka) [default: users_created].
-    #[arg(long, env = "QUIVER_TOPIC")]
+    #[arg(long)]
     topic: Option<String>,
     /// Kafka partition to read (kafka) [default: 0].
     #[arg(long)]
@@ -84,16 +86,16 @@ struct Settings {
     to_offset: Option<i64>,
     /// Names this load; loading the same run id again replaces its rows
     /// [default: derived from the source and what was read].
-    #[arg(long, env = "QUIVER_BATCH_RUN_ID")]
+    #[arg(long)]
     run_id: Option<String>,
     /// The pipeline SQL over `raw_users` [default: pipelines/users.sql, built in].
     #[arg(long, value_name = "FILE")]
     sql_file: Option<PathBuf>,
     /// Postgres to load into [default: postgresql://quiver@127.0.0.1:5432/quiver].
-    #[arg(long, env = "QUIVER_POSTGRES_URL")]
+    #[arg(long)]
     postgres_url: Option<String>,
     /// File holding the Postgres password.
-    #[arg(long, env = "QUIVER_POSTGRES_PASSWORD_FILE", value_name = "FILE")]
+    #[arg(long, value_name = "FILE")]
     postgres_password_file: Option<PathBuf>,
     /// Table of the transformed rows [default: batch_users].
     #[arg(long)]
@@ -102,46 +104,29 @@ struct Settings {
     #[arg(long)]
     rejects_table: Option<String>,
     /// Budget for reaching Kafka or Postgres, and for reading the Kafka range [default: 30s].
-    #[arg(long, value_parser = humantime::parse_duration)]
-    #[serde(with = "humantime_serde_opt")]
+    #[arg(long, value_parser = duration::parse)]
+    #[serde(with = "duration")]
     timeout: Option<Duration>,
 }
 
-/// `timeout = "30s"` in the config file, with the flag's own parser.
-mod humantime_serde_opt {
-    use serde::Deserialize as _;
-    use std::time::Duration;
+impl Layered for Settings {
+    const TABLE: &'static str = "batch";
+    const ALIASES: &'static [settings::Alias] = &[settings::KAFKA_BOOTSTRAP];
+    const OLD_ENV_PREFIX: Option<&'static str> = Some("QUIVER_BATCH_");
 
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<Duration>, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(&text)
-            .map(Some)
-            .map_err(|e| serde::de::Error::custom(format!("{text:?} is not a duration: {e}")))
-    }
-}
-
-impl Settings {
-    /// `self` where it has a value, `lower` elsewhere.
-    fn over(self, lower: Settings) -> Settings {
+    fn defaults() -> Self {
+        let k = KafkaConfig::default();
+        let p = PostgresConfig::default();
         Settings {
-            source: self.source.or(lower.source),
-            count: self.count.or(lower.count),
-            seed: self.seed.or(lower.seed),
-            api_url: self.api_url.or(lower.api_url),
-            bootstrap_servers: self.bootstrap_servers.or(lower.bootstrap_servers),
-            topic: self.topic.or(lower.topic),
-            partition: self.partition.or(lower.partition),
-            from_offset: self.from_offset.or(lower.from_offset),
-            to_offset: self.to_offset.or(lower.to_offset),
-            run_id: self.run_id.or(lower.run_id),
-            sql_file: self.sql_file.or(lower.sql_file),
-            postgres_url: self.postgres_url.or(lower.postgres_url),
-            postgres_password_file: self.postgres_password_file.or(lower.postgres_password_file),
-            users_table: self.users_table.or(lower.users_table),
-            rejects_table: self.rejects_table.or(lower.rejects_table),
-            timeout: self.timeout.or(lower.timeout),
+            source: Some(Source::Randomuser),
+            bootstrap_servers: Some(k.bootstrap_servers),
+            topic: Some(k.topic),
+            postgres_url: Some(p.url),
+            users_table: Some(p.users_table),
+            rejects_table: Some(p.rejects_table),
+            // Reading a Kafka range takes longer than a connection: the batch's own budget.
+            timeout: Some(Duration::from_secs(30)),
+            ..Settings::default()
         }
     }
 }
@@ -167,10 +152,10 @@ enum Plan {
 }
 
 fn plan(s: &Settings) -> Result<Plan> {
-    let source = s.source.unwrap_or(Source::Randomuser);
+    let source = defaulted(s.source);
     let count = || match s.count {
         Some(0) | None => bail!(
-            "say how many records to read: --count N (at least 1; or count in [batch], or QUIVER_BATCH_COUNT)"
+            "say how many records to read: --count N (at least 1; or count in [batch], or QUIVER_COUNT)"
         ),
         Some(n) => Ok(n),
     };
@@ -205,14 +190,10 @@ fn plan(s: &Settings) -> Result<Plan> {
                     "--count and --seed do not apply to --source kafka; give the range with --from-offset and --to-offset"
                 );
             }
-            let defaults = KafkaConfig::default();
             let kafka = KafkaConfig {
-                bootstrap_servers: s
-                    .bootstrap_servers
-                    .clone()
-                    .unwrap_or(defaults.bootstrap_servers),
-                topic: s.topic.clone().unwrap_or(defaults.topic),
-                connect_timeout: s.timeout.unwrap_or(Duration::from_secs(30)),
+                bootstrap_servers: defaulted(s.bootstrap_servers.clone()),
+                topic: defaulted(s.topic.clone()),
+                connect_timeout: defaulted(s.timeout),
                 ..KafkaConfig::default()
             };
             let partition = s.partition.unwrap_or(0);
@@ -356,29 +337,6 @@ async fn read(plan: &Plan, timeout: Duration) -> Result<(Input, String)> {
     Ok((input, run_id))
 }
 
-fn password(s: &Settings) -> Result<Option<String>> {
-    if let Some(p) = std::env::var("QUIVER_POSTGRES_PASSWORD")
-        .ok()
-        .filter(|p| !p.is_empty())
-    {
-        return Ok(Some(p));
-    }
-    let Some(path) = &s.postgres_password_file else {
-        return Ok(None);
-    };
-    let text = std::fs::read_to_string(path).with_context(|| {
-        format!(
-            "cannot read the Postgres password file {} (--postgres-password-file)",
-            path.display()
-        )
-    })?;
-    let text = text.trim();
-    if text.is_empty() {
-        bail!("the Postgres password file {} is empty", path.display());
-    }
-    Ok(Some(text.to_string()))
-}
-
 fn pipeline_sql(path: Option<&Path>) -> Result<String> {
     match path {
         None => Ok(quiver_core::pipeline::USERS_SQL.to_string()),
@@ -388,23 +346,28 @@ fn pipeline_sql(path: Option<&Path>) -> Result<String> {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let file = match &args.config {
-        Some(path) => crate::config::typed_section(path, "batch")?,
-        None => Settings::default(),
+    let Some(loaded) = settings::for_run(&args.config, args.settings)? else {
+        return Ok(());
     };
-    let settings = args.settings.over(file);
+    let settings = loaded.settings;
+    let password = settings::secret(
+        &settings::environment(),
+        "QUIVER_POSTGRES_PASSWORD",
+        settings.postgres_password_file.as_deref(),
+        "Postgres password",
+    )?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(batch(settings))
+    runtime.block_on(batch(settings, password))
 }
 
-async fn batch(s: Settings) -> Result<()> {
+async fn batch(s: Settings, password: Option<String>) -> Result<()> {
     let started = Instant::now();
     let plan = plan(&s)?;
-    let timeout = s.timeout.unwrap_or(Duration::from_secs(30));
+    let timeout = defaulted(s.timeout);
     let mut spec = PipelineSpec::users_with_sql("users", &pipeline_sql(s.sql_file.as_deref())?);
     // No per-batch sinks: the chunks are only processed here, and the Postgres load below
     // stores them all in one transaction.
@@ -414,12 +377,11 @@ async fn batch(s: Settings) -> Result<()> {
         .await
         .context("the pipeline's SQL is invalid; fix it before loading")?;
     let pipeline = engine.pipeline("users")?;
-    let defaults = PostgresConfig::default();
     let pg = PostgresConfig {
-        url: s.postgres_url.clone().unwrap_or(defaults.url),
-        password: password(&s)?,
-        users_table: s.users_table.clone().unwrap_or(defaults.users_table),
-        rejects_table: s.rejects_table.clone().unwrap_or(defaults.rejects_table),
+        url: defaulted(s.postgres_url.clone()),
+        password,
+        users_table: defaulted(s.users_table.clone()),
+        rejects_table: defaulted(s.rejects_table.clone()),
         connect_timeout: timeout,
     };
     // Connecting (and creating the tables) before reading fails fast on a wrong address.
@@ -484,8 +446,13 @@ mod tests {
     fn settings(source: Source) -> Settings {
         Settings {
             source: Some(source),
-            ..Settings::default()
+            ..Settings::defaults()
         }
+    }
+
+    #[test]
+    fn every_key_is_in_the_settings_table() {
+        crate::settings::assert_documented::<Settings>();
     }
 
     #[test]
@@ -528,23 +495,30 @@ mod tests {
             "[serve]\nsink = \"none\"\n[batch]\nsource = \"synthetic\"\ncount = 7\ntimeout = \"5s\"\n",
         )
         .unwrap();
-        let s: Settings = crate::config::typed_section(f.path(), "batch").unwrap();
-        assert_eq!(s.source, Some(Source::Synthetic));
-        assert_eq!(s.timeout, Some(Duration::from_secs(5)));
         let flags = Settings {
             count: Some(9),
             seed: Some("42".into()),
             ..Settings::default()
         };
+        let env = [("QUIVER_BATCH_SEED".to_string(), "old".to_string())].into();
+        let loaded = crate::settings::load(Some(f.path()), flags, &env).unwrap();
+        assert_eq!(loaded.settings.source, Some(Source::Synthetic));
+        assert_eq!(loaded.settings.timeout, Some(Duration::from_secs(5)));
         assert!(matches!(
-            plan(&flags.over(s)).unwrap(),
+            plan(&loaded.settings).unwrap(),
             Plan::Synthetic { count: 9, seed } if seed == "42"
         ));
+        assert!(
+            loaded.warnings[0].contains("use QUIVER_SEED"),
+            "{:?}",
+            loaded.warnings
+        );
 
         std::fs::write(f.path(), "[batch]\ncuont = 7\n").unwrap();
         let err = format!(
             "{:#}",
-            crate::config::typed_section::<Settings>(f.path(), "batch").unwrap_err()
+            crate::settings::load(Some(f.path()), Settings::default(), &Default::default())
+                .unwrap_err()
         );
         assert!(err.contains("cuont"), "{err}");
     }

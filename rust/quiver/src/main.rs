@@ -1,11 +1,11 @@
 //! The `quiver` binary: wires the library crates into subcommands.
 
 mod batch;
-mod config;
 mod dashboard;
 mod http;
 mod produce;
 mod serve;
+mod settings;
 mod sql;
 
 // glibc returns every allocation above 32 MiB to the kernel when it is freed, so each
@@ -37,7 +37,7 @@ enum Command {
     /// Send user records (randomuser.me or synthetic) to Kafka.
     Produce(Box<produce::ProduceArgs>),
     /// Run the transformation service (Arrow Flight in, DataFusion SQL, sinks out).
-    Serve(serve::Args),
+    Serve(Box<serve::Args>),
     /// Transform a batch of records with the pipeline SQL and load it into Postgres.
     Batch(Box<batch::Args>),
     /// Run SQL over a running service's recent output and print a table.
@@ -59,7 +59,7 @@ fn main() -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Produce(args) => produce::run(*args),
-        Command::Serve(args) => serve::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Serve(args) => serve::run(*args).map(|()| ExitCode::SUCCESS),
         Command::Batch(args) => batch::run(*args).map(|()| ExitCode::SUCCESS),
         Command::Sql(args) => sql::run(args).map(|()| ExitCode::SUCCESS),
     }

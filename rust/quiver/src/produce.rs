@@ -1,53 +1,45 @@
 //! `quiver produce`: user records from randomuser.me or the synthetic generator into Kafka.
 //!
-//! Settings come in layers, each overriding the one before: built-in defaults, the
-//! `[produce]` table of the TOML file given with `--config`, `QUIVER_PRODUCE_*` environment
-//! variables (and `QUIVER_KAFKA_BOOTSTRAP`), then the command-line flags. Every layer is
-//! parsed by the same clap definitions, so a value means the same wherever it is written.
+//! Its settings are the `[produce]` table of the one settings layer (`crate::settings`).
 
-use std::collections::BTreeMap;
-use std::io::IsTerminal as _;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
-use clap::{Args, CommandFactory, Parser, ValueEnum};
+use clap::ValueEnum;
 use indicatif::{ProgressBar, ProgressStyle};
 use quiver_kafka::{Compression, DeliverySnapshot, KafkaConfig, Producer, TopicStatus};
 use quiver_source::randomuser::{Pages, RandomUser, RandomUserConfig};
+use serde::{Deserialize, Serialize};
+use std::io::IsTerminal as _;
 use tokio::sync::watch;
 
-const ENV_PREFIX: &str = "QUIVER_PRODUCE_";
-/// Shared with the tests and the local stack scripts; below `QUIVER_PRODUCE_BOOTSTRAP_SERVERS`.
-const ENV_BOOTSTRAP: &str = "QUIVER_KAFKA_BOOTSTRAP";
+use crate::settings::{self, ConfigArgs, Layered, defaulted, duration};
+
 /// Exit status after Ctrl-C, as shells report a SIGINT death.
 const EXIT_INTERRUPTED: u8 = 130;
 
-#[derive(Args, Debug)]
+#[derive(clap::Args, Debug)]
 #[command(after_help = "\
-Every setting flag can also be written in the [produce] table of the --config file \
-(key = flag name, e.g. bootstrap-servers = \"host:9092\") or as an environment variable \
-QUIVER_PRODUCE_<FLAG> (e.g. QUIVER_PRODUCE_BOOTSTRAP_SERVERS; QUIVER_KAFKA_BOOTSTRAP also \
-works). Precedence: flags > environment > config file > defaults.
+Every setting is also a key of the [produce] table of the --config file (e.g. \
+bootstrap-servers = \"host:9092\") and an environment variable QUIVER_<KEY> (e.g. \
+QUIVER_BOOTSTRAP_SERVERS); flags > environment > config file > defaults. docs/SETTINGS.md \
+lists every key.
 
 Exit status: 0 when every record was delivered, 1 on an error or any undelivered record, \
 130 after Ctrl-C (in-flight records are flushed and the summary printed first).")]
 pub struct ProduceArgs {
-    /// TOML file whose [produce] table holds settings.
-    #[arg(long, env = "QUIVER_CONFIG", value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Print the effective settings and exit without producing.
-    #[arg(long)]
-    print_config: bool,
+    #[command(flatten)]
+    config: ConfigArgs,
     #[command(flatten)]
     settings: Settings,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 enum SourceKind {
     Randomuser,
     Synthetic,
@@ -62,8 +54,9 @@ impl SourceKind {
     }
 }
 
-/// One layer of settings; `None` leaves the decision to a lower layer.
-#[derive(Args, Debug, Default, Clone, PartialEq)]
+/// The `[produce]` keys; `None` leaves the decision to a lower layer.
+#[derive(clap::Args, Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 struct Settings {
     /// Where the records come from [default: randomuser].
     #[arg(long, value_enum)]
@@ -72,7 +65,8 @@ struct Settings {
     #[arg(long, conflicts_with = "duration")]
     count: Option<u64>,
     /// Stop after this long (e.g. 30s, 5m).
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = duration::parse)]
+    #[serde(with = "duration")]
     duration: Option<Duration>,
     /// Send at most this many records per second [default: as fast as possible].
     #[arg(long, value_name = "PER_SECOND", value_parser = positive_rate)]
@@ -91,6 +85,7 @@ struct Settings {
     replication_factor: Option<i32>,
     /// none, lz4, zstd or snappy [default: lz4].
     #[arg(long)]
+    #[serde(with = "settings::as_text")]
     compression: Option<Compression>,
     /// Producer linger in milliseconds [default: 20].
     #[arg(long)]
@@ -99,10 +94,12 @@ struct Settings {
     #[arg(long)]
     batch_size: Option<u32>,
     /// A record not acknowledged within this time fails [default: 60s].
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = duration::parse)]
+    #[serde(with = "duration")]
     delivery_timeout: Option<Duration>,
     /// Budget for reaching Kafka and for a new topic to become ready [default: 10s].
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = duration::parse)]
+    #[serde(with = "duration")]
     connect_timeout: Option<Duration>,
     /// Seed: the same seed gives the same records (synthetic: an integer or any text;
     /// randomuser: the API's seed) [default: a random one, printed in the summary].
@@ -121,11 +118,42 @@ struct Settings {
     #[arg(long)]
     max_attempts: Option<u32>,
     /// randomuser request timeout [default: 60s].
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = duration::parse)]
+    #[serde(with = "duration")]
     request_timeout: Option<Duration>,
     /// Serve Prometheus metrics at http://ADDR/metrics while running (e.g. 127.0.0.1:9464).
     #[arg(long, value_name = "ADDR")]
     metrics_addr: Option<SocketAddr>,
+}
+
+impl Layered for Settings {
+    const TABLE: &'static str = "produce";
+    const ALIASES: &'static [settings::Alias] = &[settings::KAFKA_BOOTSTRAP];
+    const OLD_ENV_PREFIX: Option<&'static str> = Some("QUIVER_PRODUCE_");
+    const ONE_CHOICE: &'static [&'static str] = &["count", "duration"];
+
+    fn defaults() -> Self {
+        let k = KafkaConfig::default();
+        let r = RandomUserConfig::default();
+        Settings {
+            source: Some(SourceKind::Randomuser),
+            topic: Some(k.topic),
+            bootstrap_servers: Some(k.bootstrap_servers),
+            partitions: Some(k.partitions),
+            replication_factor: Some(k.replication_factor),
+            compression: Some(k.compression),
+            linger_ms: Some(k.linger.as_millis() as u64),
+            batch_size: Some(k.batch_size),
+            delivery_timeout: Some(k.delivery_timeout),
+            connect_timeout: Some(k.connect_timeout),
+            api_url: Some(r.base_url),
+            page_size: Some(r.page_size),
+            nat: r.nat,
+            max_attempts: Some(r.max_attempts),
+            request_timeout: Some(r.request_timeout),
+            ..Settings::default()
+        }
+    }
 }
 
 fn positive_rate(s: &str) -> Result<f64, String> {
@@ -135,139 +163,6 @@ fn positive_rate(s: &str) -> Result<f64, String> {
             "{s:?} is not a positive number of records per second"
         )),
     }
-}
-
-impl Settings {
-    /// `self` where it has a value, `lower` elsewhere. `count` and `duration` are one choice:
-    /// the higher layer that names either decides both.
-    fn over(self, lower: Settings) -> Settings {
-        let (count, duration) = if self.count.is_some() || self.duration.is_some() {
-            (self.count, self.duration)
-        } else {
-            (lower.count, lower.duration)
-        };
-        Settings {
-            source: self.source.or(lower.source),
-            count,
-            duration,
-            rate: self.rate.or(lower.rate),
-            topic: self.topic.or(lower.topic),
-            bootstrap_servers: self.bootstrap_servers.or(lower.bootstrap_servers),
-            partitions: self.partitions.or(lower.partitions),
-            replication_factor: self.replication_factor.or(lower.replication_factor),
-            compression: self.compression.or(lower.compression),
-            linger_ms: self.linger_ms.or(lower.linger_ms),
-            batch_size: self.batch_size.or(lower.batch_size),
-            delivery_timeout: self.delivery_timeout.or(lower.delivery_timeout),
-            connect_timeout: self.connect_timeout.or(lower.connect_timeout),
-            seed: self.seed.or(lower.seed),
-            api_url: self.api_url.or(lower.api_url),
-            page_size: self.page_size.or(lower.page_size),
-            nat: self.nat.or(lower.nat),
-            max_attempts: self.max_attempts.or(lower.max_attempts),
-            request_timeout: self.request_timeout.or(lower.request_timeout),
-            metrics_addr: self.metrics_addr.or(lower.metrics_addr),
-        }
-    }
-}
-
-/// Parses `--name value` pairs with the flags' own parsers, so the config file and the
-/// environment accept exactly what the command line accepts.
-#[derive(Parser)]
-#[command(no_binary_name = true)]
-struct SettingsOnly {
-    #[command(flatten)]
-    settings: Settings,
-}
-
-fn setting_names() -> Vec<String> {
-    SettingsOnly::command()
-        .get_arguments()
-        .filter_map(|a| a.get_long().map(str::to_string))
-        .collect()
-}
-
-fn parse_pairs(pairs: &[(String, String)], origin: impl Fn(&str) -> String) -> Result<Settings> {
-    let mut settings = Settings::default();
-    // One pair at a time, so that an error names the one entry that is wrong.
-    for (name, value) in pairs {
-        let layer = SettingsOnly::try_parse_from([format!("--{name}"), value.clone()])
-            .map_err(|e| anyhow::anyhow!("{}: {}", origin(name), e.kind()))
-            .with_context(|| format!("invalid value {value:?} for {}", origin(name)))?
-            .settings;
-        settings = layer.over(settings);
-    }
-    Ok(settings)
-}
-
-/// The `[produce]` table of a TOML file.
-fn toml_layer(path: &Path) -> Result<Settings> {
-    let Some(produce) = crate::config::section(path, "produce")? else {
-        return Ok(Settings::default());
-    };
-    let known = setting_names();
-    let mut pairs = Vec::new();
-    for (key, value) in &produce {
-        let name = key.replace('_', "-");
-        if !known.contains(&name) {
-            bail!(
-                "config file {}: unknown setting [produce] {key} (known: {})",
-                path.display(),
-                known.join(", ")
-            );
-        }
-        let value = match value {
-            toml::Value::String(s) => s.clone(),
-            toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_) => {
-                value.to_string()
-            }
-            other => bail!(
-                "config file {}: [produce] {key} must be a string or a number, not {}",
-                path.display(),
-                other.type_str()
-            ),
-        };
-        pairs.push((name, value));
-    }
-    parse_pairs(&pairs, |name| {
-        format!("[produce] {name} in {}", path.display())
-    })
-}
-
-/// `QUIVER_PRODUCE_*` and `QUIVER_KAFKA_BOOTSTRAP` from `vars`.
-fn env_layer(vars: &BTreeMap<String, String>) -> Result<Settings> {
-    let known = setting_names();
-    let mut pairs = Vec::new();
-    if let Some(bootstrap) = vars.get(ENV_BOOTSTRAP) {
-        pairs.push(("bootstrap-servers".to_string(), bootstrap.clone()));
-    }
-    for (var, value) in vars {
-        let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
-            continue;
-        };
-        let name = rest.to_ascii_lowercase().replace('_', "-");
-        if !known.contains(&name) {
-            bail!(
-                "unknown setting in environment variable {var} (known: {})",
-                known
-                    .iter()
-                    .map(|n| format!("{ENV_PREFIX}{}", n.to_ascii_uppercase().replace('-', "_")))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-        }
-        pairs.push((name, value.clone()));
-    }
-    parse_pairs(&pairs, |name| {
-        if name == "bootstrap-servers" && !vars.contains_key("QUIVER_PRODUCE_BOOTSTRAP_SERVERS") {
-            format!("environment variable {ENV_BOOTSTRAP}")
-        } else {
-            format!(
-                "environment variable {ENV_PREFIX}{}",
-                name.to_ascii_uppercase().replace('-', "_")
-            )
-        }
-    })
 }
 
 /// How much to produce.
@@ -296,46 +191,35 @@ impl ProduceConfig {
             (None, Some(d)) => Amount::Duration(d),
             (None, None) => bail!(
                 "say how much to produce: --count N or --duration D \
-                 (or count/duration in the config file, or QUIVER_PRODUCE_COUNT/DURATION)"
+                 (or count/duration in the config file, or QUIVER_COUNT/QUIVER_DURATION)"
             ),
             (Some(_), Some(_)) => bail!("--count and --duration exclude each other"),
         };
-        let kafka_defaults = KafkaConfig::default();
         let kafka = KafkaConfig {
-            bootstrap_servers: s
-                .bootstrap_servers
-                .unwrap_or(kafka_defaults.bootstrap_servers),
-            topic: s.topic.unwrap_or(kafka_defaults.topic),
-            partitions: s.partitions.unwrap_or(kafka_defaults.partitions),
-            replication_factor: s
-                .replication_factor
-                .unwrap_or(kafka_defaults.replication_factor),
-            compression: s.compression.unwrap_or(kafka_defaults.compression),
-            linger: s
-                .linger_ms
-                .map(Duration::from_millis)
-                .unwrap_or(kafka_defaults.linger),
-            batch_size: s.batch_size.unwrap_or(kafka_defaults.batch_size),
-            delivery_timeout: s
-                .delivery_timeout
-                .unwrap_or(kafka_defaults.delivery_timeout),
-            connect_timeout: s.connect_timeout.unwrap_or(kafka_defaults.connect_timeout),
+            bootstrap_servers: defaulted(s.bootstrap_servers),
+            topic: defaulted(s.topic),
+            partitions: defaulted(s.partitions),
+            replication_factor: defaulted(s.replication_factor),
+            compression: defaulted(s.compression),
+            linger: Duration::from_millis(defaulted(s.linger_ms)),
+            batch_size: defaulted(s.batch_size),
+            delivery_timeout: defaulted(s.delivery_timeout),
+            connect_timeout: defaulted(s.connect_timeout),
         };
         // A seed is always fixed before the run, so that the summary can name it and the
         // run can be repeated.
         let seed = s.seed.unwrap_or_else(quiver_source::synthetic::new_seed);
-        let ru_defaults = RandomUserConfig::default();
         let randomuser = RandomUserConfig {
-            base_url: s.api_url.unwrap_or(ru_defaults.base_url.clone()),
-            page_size: s.page_size.unwrap_or(ru_defaults.page_size),
+            base_url: defaulted(s.api_url),
+            page_size: defaulted(s.page_size),
             seed: Some(seed.clone()),
             nat: s.nat,
-            max_attempts: s.max_attempts.unwrap_or(ru_defaults.max_attempts),
-            request_timeout: s.request_timeout.unwrap_or(ru_defaults.request_timeout),
-            ..ru_defaults
+            max_attempts: defaulted(s.max_attempts),
+            request_timeout: defaulted(s.request_timeout),
+            ..RandomUserConfig::default()
         };
         Ok(Self {
-            source: s.source.unwrap_or(SourceKind::Randomuser),
+            source: defaulted(s.source),
             amount,
             rate: s.rate,
             seed,
@@ -343,50 +227,6 @@ impl ProduceConfig {
             randomuser,
             metrics_addr: s.metrics_addr,
         })
-    }
-
-    fn render(&self) -> String {
-        let k = &self.kafka;
-        let r = &self.randomuser;
-        let amount = match self.amount {
-            Amount::Count(n) => format!("count = {n}"),
-            Amount::Duration(d) => format!("duration = \"{}\"", humantime::format_duration(d)),
-        };
-        let mut out = format!("[produce]\nsource = \"{}\"\n{amount}\n", self.source.name());
-        if let Some(rate) = self.rate {
-            out += &format!("rate = {rate}\n");
-        }
-        out += &format!(
-            "seed = \"{}\"\ntopic = \"{}\"\nbootstrap-servers = \"{}\"\npartitions = {}\n\
-             replication-factor = {}\ncompression = \"{}\"\nlinger-ms = {}\nbatch-size = {}\n\
-             delivery-timeout = \"{}\"\nconnect-timeout = \"{}\"\n",
-            self.seed,
-            k.topic,
-            k.bootstrap_servers,
-            k.partitions,
-            k.replication_factor,
-            k.compression,
-            k.linger.as_millis(),
-            k.batch_size,
-            humantime::format_duration(k.delivery_timeout),
-            humantime::format_duration(k.connect_timeout),
-        );
-        if self.source == SourceKind::Randomuser {
-            out += &format!(
-                "api-url = \"{}\"\npage-size = {}\nmax-attempts = {}\nrequest-timeout = \"{}\"\n",
-                r.base_url,
-                r.page_size,
-                r.max_attempts,
-                humantime::format_duration(r.request_timeout),
-            );
-            if let Some(nat) = &r.nat {
-                out += &format!("nat = \"{nat}\"\n");
-            }
-        }
-        if let Some(addr) = self.metrics_addr {
-            out += &format!("metrics-addr = \"{addr}\"\n");
-        }
-        out
     }
 }
 
@@ -399,16 +239,10 @@ struct SourceCounters {
 }
 
 pub fn run(args: ProduceArgs) -> Result<ExitCode> {
-    let toml = match &args.config {
-        Some(path) => toml_layer(path)?,
-        None => Settings::default(),
-    };
-    let env = env_layer(&std::env::vars().collect())?;
-    let cfg = ProduceConfig::resolve(args.settings.over(env.over(toml)))?;
-    if args.print_config {
-        print!("{}", cfg.render());
+    let Some(loaded) = settings::for_run(&args.config, args.settings)? else {
         return Ok(ExitCode::SUCCESS);
-    }
+    };
+    let cfg = ProduceConfig::resolve(loaded.settings)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -770,8 +604,11 @@ fn render_metrics(labels: &str, s: &DeliverySnapshot, c: &SourceCounters) -> Str
 mod tests {
     use super::*;
 
+    use crate::settings::load;
+    use std::collections::BTreeMap;
+
     fn flags(args: &[&str]) -> Settings {
-        SettingsOnly::try_parse_from(args).unwrap().settings
+        crate::settings::flags(args).unwrap()
     }
 
     fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -788,91 +625,133 @@ mod tests {
     }
 
     #[test]
+    fn every_key_is_in_the_settings_table() {
+        crate::settings::assert_documented::<Settings>();
+    }
+
+    #[test]
     fn layers_override_in_order_defaults_toml_env_flags() {
         let file = write_toml(
             "[produce]\nsource = \"synthetic\"\ncount = 10\ntopic = \"from-toml\"\n\
-             partitions = 6\ncompression = \"zstd\"\nlinger_ms = 5\n\
+             partitions = 6\ncompression = \"zstd\"\nlinger-ms = 5\n\
              [serve]\nanything = \"ignored\"\n",
         );
-        let toml = toml_layer(file.path()).unwrap();
-        let env = env_layer(&vars(&[
-            ("QUIVER_PRODUCE_TOPIC", "from-env"),
-            ("QUIVER_PRODUCE_PARTITIONS", "4"),
-            ("QUIVER_KAFKA_BOOTSTRAP", "env-host:9092"),
+        let env = vars(&[
+            ("QUIVER_TOPIC", "from-env"),
+            ("QUIVER_PARTITIONS", "4"),
+            ("QUIVER_BOOTSTRAP_SERVERS", "env-host:9092"),
             ("UNRELATED", "x"),
-        ]))
-        .unwrap();
-        let cli = flags(&["--partitions", "2"]);
-        let cfg = ProduceConfig::resolve(cli.over(env.over(toml))).unwrap();
+        ]);
+        let loaded = load(Some(file.path()), flags(&["--partitions", "2"]), &env).unwrap();
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        let cfg = ProduceConfig::resolve(loaded.settings).unwrap();
         assert_eq!(cfg.source, SourceKind::Synthetic); // toml
         assert_eq!(cfg.amount, Amount::Count(10)); // toml
         assert_eq!(cfg.kafka.topic, "from-env"); // env over toml
         assert_eq!(cfg.kafka.partitions, 2); // flag over env over toml
         assert_eq!(cfg.kafka.compression, Compression::Zstd); // toml
-        assert_eq!(cfg.kafka.linger, Duration::from_millis(5)); // toml, snake_case key
-        assert_eq!(cfg.kafka.bootstrap_servers, "env-host:9092"); // alias env
+        assert_eq!(cfg.kafka.linger, Duration::from_millis(5)); // toml
+        assert_eq!(cfg.kafka.bootstrap_servers, "env-host:9092"); // env
         assert_eq!(cfg.kafka.replication_factor, 1); // default
         assert_eq!(cfg.kafka.batch_size, KafkaConfig::default().batch_size); // default
     }
 
     #[test]
-    fn the_specific_bootstrap_variable_beats_the_shared_one() {
-        let env = env_layer(&vars(&[
-            ("QUIVER_KAFKA_BOOTSTRAP", "shared:1"),
-            ("QUIVER_PRODUCE_BOOTSTRAP_SERVERS", "specific:2"),
-        ]))
-        .unwrap();
-        assert_eq!(env.bootstrap_servers.as_deref(), Some("specific:2"));
+    fn old_names_still_work_with_a_warning_and_lose_to_the_new_ones() {
+        let file = write_toml("[produce]\nlinger_ms = 5\n");
+        let env = vars(&[
+            ("QUIVER_PRODUCE_TOPIC", "old-topic"),
+            ("QUIVER_KAFKA_BOOTSTRAP", "old:1"),
+            ("QUIVER_PRODUCE_PARTITIONS", "4"),
+            ("QUIVER_PARTITIONS", "5"),
+        ]);
+        let loaded = load(Some(file.path()), Settings::default(), &env).unwrap();
+        let s = &loaded.settings;
+        assert_eq!(s.linger_ms, Some(5));
+        assert_eq!(s.topic.as_deref(), Some("old-topic"));
+        assert_eq!(s.bootstrap_servers.as_deref(), Some("old:1"));
+        assert_eq!(s.partitions, Some(5));
+        let warnings = loaded.warnings.join("\n");
+        for expected in [
+            "linger_ms is an old spelling: write `linger-ms`",
+            "QUIVER_PRODUCE_TOPIC is an old name: use QUIVER_TOPIC",
+            "QUIVER_KAFKA_BOOTSTRAP is an old name: use QUIVER_BOOTSTRAP_SERVERS",
+            "QUIVER_PRODUCE_PARTITIONS is ignored: QUIVER_PARTITIONS is set",
+        ] {
+            assert!(
+                warnings.contains(expected),
+                "{expected:?} not in\n{warnings}"
+            );
+        }
     }
 
     #[test]
     fn count_and_duration_are_one_choice_decided_by_the_highest_layer() {
-        let toml = flags(&["--count", "100"]);
-        let cli = flags(&["--duration", "2m"]);
-        let cfg = ProduceConfig::resolve(cli.over(toml)).unwrap();
+        let file = write_toml("[produce]\ncount = 100\n");
+        let loaded = load(Some(file.path()), flags(&["--duration", "2m"]), &vars(&[])).unwrap();
+        let cfg = ProduceConfig::resolve(loaded.settings).unwrap();
         assert_eq!(cfg.amount, Amount::Duration(Duration::from_secs(120)));
-        let err = ProduceConfig::resolve(Settings::default()).unwrap_err();
+        let none = load(None, Settings::default(), &vars(&[])).unwrap();
+        let err = ProduceConfig::resolve(none.settings).unwrap_err();
         assert!(
             err.to_string().contains("--count N or --duration D"),
             "{err}"
         );
-        assert!(SettingsOnly::try_parse_from(["--count", "1", "--duration", "1s"]).is_err());
+        assert!(crate::settings::flags::<Settings>(&["--count", "1", "--duration", "1s"]).is_err());
     }
 
     #[test]
     fn bad_values_name_where_they_came_from() {
-        let err = env_layer(&vars(&[("QUIVER_PRODUCE_PARTITIONS", "many")])).unwrap_err();
+        let err = load(
+            None,
+            Settings::default(),
+            &vars(&[("QUIVER_PARTITIONS", "many")]),
+        )
+        .unwrap_err();
         let message = format!("{err:#}");
-        assert!(message.contains("QUIVER_PRODUCE_PARTITIONS"), "{message}");
+        assert!(message.contains("QUIVER_PARTITIONS"), "{message}");
         assert!(message.contains("many"), "{message}");
 
-        let err = env_layer(&vars(&[("QUIVER_PRODUCE_TOPICS", "x")])).unwrap_err();
-        assert!(format!("{err:#}").contains("unknown setting"), "{err:#}");
+        let err = load(
+            None,
+            Settings::default(),
+            &vars(&[("QUIVER_PRODUCE_TOPICS", "x")]),
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("names no setting"), "{err:#}");
 
         let file = write_toml("[produce]\ncompresion = \"lz4\"\n");
-        let err = toml_layer(file.path()).unwrap_err();
-        let message = format!("{err:#}");
+        let message = format!(
+            "{:#}",
+            load(Some(file.path()), Settings::default(), &vars(&[])).unwrap_err()
+        );
         assert!(
             message.contains("compresion") && message.contains("unknown"),
             "{message}"
         );
 
         let file = write_toml("[produce]\ncompression = \"brotli\"\n");
-        let message = format!("{:#}", toml_layer(file.path()).unwrap_err());
+        let message = format!(
+            "{:#}",
+            load(Some(file.path()), Settings::default(), &vars(&[])).unwrap_err()
+        );
         assert!(
-            message.contains("brotli") && message.contains("[produce] compression"),
+            message.contains("brotli") && message.contains("[produce]"),
             "{message}"
         );
 
         let file = write_toml("[produce\n");
-        let message = format!("{:#}", toml_layer(file.path()).unwrap_err());
+        let message = format!(
+            "{:#}",
+            load(Some(file.path()), Settings::default(), &vars(&[])).unwrap_err()
+        );
         assert!(message.contains("not valid TOML"), "{message}");
     }
 
     #[test]
     fn rate_must_be_positive() {
-        assert!(SettingsOnly::try_parse_from(["--rate", "0"]).is_err());
-        assert!(SettingsOnly::try_parse_from(["--rate", "-5"]).is_err());
+        assert!(crate::settings::flags::<Settings>(&["--rate", "0"]).is_err());
+        assert!(crate::settings::flags::<Settings>(&["--rate", "-5"]).is_err());
         assert_eq!(flags(&["--rate", "2.5"]).rate, Some(2.5));
     }
 

@@ -1,14 +1,15 @@
 //! `quiver serve`: the Flight service, the metrics/health endpoint, and the sinks.
 //!
-//! Settings come from, in rising priority: built-in defaults, the `[serve]` table of a
-//! TOML file (`--config`), `QUIVER_*` environment variables, and command-line flags.
+//! Its settings are the `[serve]` table of the one settings layer (`crate::settings`).
 
 use crate::dashboard::{Dashboard, Link, Monitor, PostgresProbe, Probes};
+use crate::settings::{self, ConfigArgs, Layered, List, defaulted, duration};
 use anyhow::{Context, Result, bail};
 use quiver_cassandra::{CassandraConfig, CassandraSink};
 use quiver_core::{Engine, PipelineSpec, Sink, SinkSet};
 use quiver_flight::{Metrics, QuiverFlight, ServiceConfig, TlsIdentity};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,253 +17,200 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Every setting is also a key of the [serve] table of the --config file (e.g. \
+window-rows = 5000) and an environment variable QUIVER_<KEY> (e.g. QUIVER_WINDOW_ROWS); \
+flags > environment > config file > defaults. Secrets: the bearer token from QUIVER_TOKEN or \
+--token-file, the Cassandra password from QUIVER_CASSANDRA_PASSWORD or \
+--cassandra-password-file, Postgres's from QUIVER_POSTGRES_PASSWORD or \
+--postgres-password-file. docs/SETTINGS.md lists every key.")]
 pub struct Args {
-    /// TOML file whose [serve] table holds settings.
-    #[arg(long, env = "QUIVER_CONFIG")]
-    config: Option<PathBuf>,
-    /// Where output goes: `cassandra`, or `none` for a pure transform service.
-    #[arg(long, env = "QUIVER_SINK")]
-    sink: Option<SinkKind>,
-    /// Flight (gRPC) listen address.
-    #[arg(long, env = "QUIVER_FLIGHT_LISTEN")]
-    flight_listen: Option<SocketAddr>,
-    /// HTTP listen address for the dashboard (/), /metrics and /healthz.
-    #[arg(long, env = "QUIVER_HTTP_LISTEN")]
-    http_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    config: ConfigArgs,
+    #[command(flatten)]
+    settings: Settings,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 enum SinkKind {
     Cassandra,
     None,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// The `[serve]` keys; `None` leaves the decision to a lower layer.
+#[derive(clap::Args, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 struct Settings {
-    flight_listen: SocketAddr,
-    http_listen: SocketAddr,
-    sink: SinkKind,
-    max_message_bytes: usize,
-    /// Rows of recent output kept per pipeline for `quiver sql`.
-    window_rows: usize,
+    /// Where output goes: `cassandra`, or `none` for a pure transform service [default: cassandra].
+    #[arg(long)]
+    sink: Option<SinkKind>,
+    /// Flight (gRPC) listen address [default: 127.0.0.1:50051].
+    #[arg(long, value_name = "ADDR")]
+    flight_listen: Option<SocketAddr>,
+    /// HTTP listen address for the dashboard (/), /metrics and /healthz [default: 127.0.0.1:9464].
+    #[arg(long, value_name = "ADDR")]
+    http_listen: Option<SocketAddr>,
+    /// Largest Flight message received or sent, in bytes.
+    #[arg(long)]
+    max_message_bytes: Option<usize>,
+    /// Rows of recent output kept per pipeline for `quiver sql` [default: 100000].
+    #[arg(long)]
+    window_rows: Option<usize>,
     /// Batches of one exchange processed at once (a real-time stream sends many small ones).
-    batches_in_flight: usize,
-    /// File holding the bearer token (the token itself only via QUIVER_TOKEN).
+    #[arg(long)]
+    batches_in_flight: Option<usize>,
+    /// File holding the Flight bearer token (or the token itself in QUIVER_TOKEN).
+    #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
-    /// PEM certificate chain and private key: with both, Flight speaks TLS only.
+    /// PEM certificate chain: with --tls-key-file, Flight speaks TLS only.
+    #[arg(long, value_name = "FILE")]
     tls_cert_file: Option<PathBuf>,
+    /// PEM private key of --tls-cert-file.
+    #[arg(long, value_name = "FILE")]
     tls_key_file: Option<PathBuf>,
-    cassandra: CassandraSettings,
-    pipelines: Vec<PipelineSettings>,
+    /// Cassandra contact points, host:port[,host:port].
+    #[arg(long, value_name = "HOST:PORT,...")]
+    cassandra_nodes: Option<List>,
+    /// Keyspace of created_users and rejected_users, created if missing.
+    #[arg(long)]
+    cassandra_keyspace: Option<String>,
+    /// Replicas of each row, used when the keyspace is created.
+    #[arg(long)]
+    cassandra_replication_factor: Option<u32>,
+    /// NetworkTopologyStrategy in this datacenter, and writes there first (SimpleStrategy when unset).
+    #[arg(long)]
+    cassandra_datacenter: Option<String>,
+    /// Write consistency level by its CQL name (e.g. LOCAL_QUORUM).
+    #[arg(long)]
+    cassandra_consistency: Option<String>,
+    /// Writes in flight at once.
+    #[arg(long)]
+    cassandra_concurrency: Option<usize>,
+    /// How long a write waits, retrying, for Cassandra to come back before its batch fails.
+    #[arg(long, value_parser = duration::parse)]
+    #[serde(with = "duration")]
+    cassandra_retry_window: Option<Duration>,
+    /// How long one request to Cassandra may take.
+    #[arg(long, value_parser = duration::parse)]
+    #[serde(with = "duration")]
+    cassandra_request_timeout: Option<Duration>,
+    /// With --cassandra-password-file (or QUIVER_CASSANDRA_PASSWORD), when Cassandra requires a login.
+    #[arg(long)]
+    cassandra_username: Option<String>,
+    /// File holding the Cassandra password.
+    #[arg(long, value_name = "FILE")]
+    cassandra_password_file: Option<PathBuf>,
     /// Kafka's bootstrap servers, for the dashboard's lag per partition (off when unset).
-    kafka_bootstrap: Option<String>,
-    /// Links the dashboard shows to the stack's other tools (Spark UI, Airflow, ...).
-    dashboard_links: Vec<Link>,
+    #[arg(long)]
+    bootstrap_servers: Option<String>,
     /// The Spark driver's UI (http://host:4040), for Spark's batch durations (off when unset).
+    #[arg(long, value_name = "URL")]
     spark_ui: Option<String>,
-    /// The batch leg's Postgres, whose runs the dashboard compares with Cassandra (off
-    /// when unset); the password only from a file.
+    /// Links the dashboard shows to the stack's other tools: NAME=URL[,NAME=URL]
+    /// (a list of tables with `name` and `url` in the config file).
+    #[arg(long, value_name = "NAME=URL,...")]
+    dashboard_links: Option<Links>,
+    /// The batch leg's Postgres, whose runs the dashboard compares with Cassandra (off when unset).
+    #[arg(long)]
     postgres_url: Option<String>,
+    /// File holding the Postgres password (or the password itself in QUIVER_POSTGRES_PASSWORD).
+    #[arg(long, value_name = "FILE")]
     postgres_password_file: Option<PathBuf>,
-    /// The batch leg's users table [default: batch_users].
-    postgres_users_table: Option<String>,
+    /// The batch leg's users table in Postgres.
+    #[arg(long)]
+    users_table: Option<String>,
+    /// The pipelines to run (config file only): a list of tables with `name` and, for SQL
+    /// other than the built-in users pipeline, `sql-file` (relative to the file's folder).
+    #[arg(skip)]
+    pipelines: Option<Vec<PipelineSettings>>,
 }
 
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            flight_listen: ([127, 0, 0, 1], 50051).into(),
-            http_listen: ([127, 0, 0, 1], 9464).into(),
-            sink: SinkKind::Cassandra,
-            max_message_bytes: ServiceConfig::default().max_message_bytes,
-            window_rows: 100_000,
-            batches_in_flight: quiver_flight::DEFAULT_BATCHES_IN_FLIGHT,
-            token_file: None,
-            tls_cert_file: None,
-            tls_key_file: None,
-            cassandra: CassandraSettings::default(),
-            pipelines: Vec::new(),
-            kafka_bootstrap: None,
-            dashboard_links: Vec::new(),
-            spark_ui: None,
-            postgres_url: None,
-            postgres_password_file: None,
-            postgres_users_table: None,
+impl Layered for Settings {
+    const TABLE: &'static str = "serve";
+    const ALIASES: &'static [settings::Alias] = &[
+        settings::KAFKA_BOOTSTRAP,
+        settings::Alias {
+            old: "postgres-users-table",
+            new: "users-table",
+            unit: None,
+        },
+        settings::Alias {
+            old: "cassandra-retry-window-ms",
+            new: "cassandra-retry-window",
+            unit: Some("ms"),
+        },
+        settings::Alias {
+            old: "cassandra-request-timeout-ms",
+            new: "cassandra-request-timeout",
+            unit: Some("ms"),
+        },
+    ];
+    const FILE_ONLY: &'static [&'static str] = &["pipelines"];
+
+    fn defaults() -> Self {
+        let c = CassandraConfig::default();
+        Settings {
+            sink: Some(SinkKind::Cassandra),
+            flight_listen: Some(([127, 0, 0, 1], 50051).into()),
+            http_listen: Some(([127, 0, 0, 1], 9464).into()),
+            max_message_bytes: Some(ServiceConfig::default().max_message_bytes),
+            window_rows: Some(100_000),
+            batches_in_flight: Some(quiver_flight::DEFAULT_BATCHES_IN_FLIGHT),
+            cassandra_nodes: Some(List(c.nodes)),
+            cassandra_keyspace: Some(c.keyspace),
+            cassandra_replication_factor: Some(c.replication_factor),
+            cassandra_datacenter: c.datacenter,
+            cassandra_consistency: Some(quiver_cassandra::consistency_name(c.consistency).into()),
+            cassandra_concurrency: Some(c.concurrency),
+            cassandra_retry_window: Some(c.retry_window),
+            cassandra_request_timeout: Some(c.request_timeout),
+            users_table: Some(quiver_postgres::PostgresConfig::default().users_table),
+            ..Settings::default()
         }
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct CassandraSettings {
-    nodes: Vec<String>,
-    keyspace: String,
-    replication_factor: u32,
-    /// NetworkTopologyStrategy in this datacenter (SimpleStrategy when unset).
-    datacenter: Option<String>,
-    /// Write consistency level by its CQL name.
-    consistency: String,
-    concurrency: usize,
-    /// How long a write waits for Cassandra to come back before its batch fails.
-    retry_window_ms: u64,
-    request_timeout_ms: u64,
-    username: Option<String>,
-    password_file: Option<PathBuf>,
-}
+/// The dashboard's links: `NAME=URL,...` on the command line and in the environment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+struct Links(Vec<Link>);
 
-impl Default for CassandraSettings {
-    fn default() -> Self {
-        let d = CassandraConfig::default();
-        Self {
-            nodes: d.nodes,
-            keyspace: d.keyspace,
-            replication_factor: d.replication_factor,
-            datacenter: d.datacenter,
-            consistency: quiver_cassandra::consistency_name(d.consistency).into(),
-            concurrency: d.concurrency,
-            retry_window_ms: d.retry_window.as_millis() as u64,
-            request_timeout_ms: d.request_timeout.as_millis() as u64,
-            username: None,
-            password_file: None,
-        }
+impl std::str::FromStr for Links {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Link::parse_list(s).map(Links)
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct PipelineSettings {
     name: String,
     /// SQL over `raw_users`; relative paths are taken from the config file's folder.
     sql_file: Option<PathBuf>,
 }
 
-fn env_var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
-
-fn env_parse<T: std::str::FromStr>(env: Env, name: &str) -> Result<Option<T>>
-where
-    T::Err: std::fmt::Display,
-{
-    env(name)
-        .map(|v| {
-            v.parse()
-                .map_err(|e| anyhow::anyhow!("environment variable {name}={v:?} is invalid: {e}"))
-        })
-        .transpose()
-}
-
-fn read_secret(path: &Path, what: &str) -> Result<String> {
-    let s = std::fs::read_to_string(path)
-        .with_context(|| format!("reading the {what} file {}", path.display()))?;
-    let s = s.trim().to_string();
-    if s.is_empty() {
-        bail!("the {what} file {} is empty", path.display());
+/// The loaded settings with the dashboard's links checked (a file's links have not been
+/// through `Link::parse_list`), and the folder relative paths are read from.
+fn checked(loaded: settings::Loaded<Settings>) -> Result<(Settings, PathBuf)> {
+    let mut s = loaded.settings;
+    if let Some(Links(links)) = s.dashboard_links.take() {
+        let links = links
+            .into_iter()
+            .map(Link::checked)
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow::anyhow!("dashboard-links (QUIVER_DASHBOARD_LINKS): {e}"))?;
+        s.dashboard_links = Some(Links(links));
     }
-    Ok(s)
-}
-
-/// Settings from the file, then `env` (the process environment outside tests), then flags.
-fn load(args: &Args, env: Env) -> Result<(Settings, PathBuf)> {
-    let (mut s, base) = match &args.config {
-        Some(path) => {
-            let s: Settings = crate::config::typed_section(path, "serve")?;
-            let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-            (s, base)
-        }
-        None => (Settings::default(), PathBuf::from(".")),
-    };
-    if let Some(v) = env_parse(env, "QUIVER_MAX_MESSAGE_BYTES")? {
-        s.max_message_bytes = v;
-    }
-    if let Some(v) = env_parse(env, "QUIVER_WINDOW_ROWS")? {
-        s.window_rows = v;
-    }
-    if let Some(v) = env_parse(env, "QUIVER_BATCHES_IN_FLIGHT")? {
-        s.batches_in_flight = v;
-    }
-    if let Some(v) = env("QUIVER_TOKEN_FILE") {
-        s.token_file = Some(v.into());
-    }
-    if let Some(v) = env("QUIVER_TLS_CERT_FILE") {
-        s.tls_cert_file = Some(v.into());
-    }
-    if let Some(v) = env("QUIVER_TLS_KEY_FILE") {
-        s.tls_key_file = Some(v.into());
-    }
-    if let Some(v) = env("QUIVER_CASSANDRA_NODES") {
-        s.cassandra.nodes = v.split(',').map(|n| n.trim().to_string()).collect();
-    }
-    if let Some(v) = env("QUIVER_CASSANDRA_KEYSPACE") {
-        s.cassandra.keyspace = v;
-    }
-    if let Some(v) = env_parse(env, "QUIVER_CASSANDRA_REPLICATION_FACTOR")? {
-        s.cassandra.replication_factor = v;
-    }
-    if let Some(v) = env("QUIVER_CASSANDRA_DATACENTER") {
-        s.cassandra.datacenter = Some(v);
-    }
-    if let Some(v) = env("QUIVER_CASSANDRA_CONSISTENCY") {
-        s.cassandra.consistency = v;
-    }
-    // In seconds, as the Spark job's --cassandra-retry-window reads the same variable.
-    if let Some(v) = env_parse::<f64>(env, "QUIVER_CASSANDRA_RETRY_WINDOW")? {
-        s.cassandra.retry_window_ms = Duration::try_from_secs_f64(v)
-            .map_err(|e| {
-                anyhow::anyhow!("environment variable QUIVER_CASSANDRA_RETRY_WINDOW={v}: {e}")
-            })?
-            .as_millis() as u64;
-    }
-    if let Some(v) = env("QUIVER_CASSANDRA_USERNAME") {
-        s.cassandra.username = Some(v);
-    }
-    if let Some(v) = env("QUIVER_CASSANDRA_PASSWORD_FILE") {
-        s.cassandra.password_file = Some(v.into());
-    }
-    if let Some(v) = env("QUIVER_KAFKA_BOOTSTRAP") {
-        s.kafka_bootstrap = Some(v);
-    }
-    if let Some(v) = env("QUIVER_SPARK_UI") {
-        s.spark_ui = Some(v);
-    }
-    if let Some(v) = env("QUIVER_POSTGRES_URL") {
-        s.postgres_url = Some(v);
-    }
-    if let Some(v) = env("QUIVER_POSTGRES_PASSWORD_FILE") {
-        s.postgres_password_file = Some(v.into());
-    }
-    if let Some(v) = env("QUIVER_DASHBOARD_LINKS") {
-        s.dashboard_links = Link::parse_list(&v)
-            .map_err(|e| anyhow::anyhow!("environment variable QUIVER_DASHBOARD_LINKS: {e}"))?;
-    }
-    s.dashboard_links = std::mem::take(&mut s.dashboard_links)
-        .into_iter()
-        .map(Link::checked)
-        .collect::<Result<_, _>>()
-        .map_err(|e| anyhow::anyhow!("[serve] dashboard_links: {e}"))?;
-    // clap already merged the flags with their QUIVER_* variables.
-    if let Some(v) = args.sink {
-        s.sink = v;
-    }
-    if let Some(v) = args.flight_listen {
-        s.flight_listen = v;
-    }
-    if let Some(v) = args.http_listen {
-        s.http_listen = v;
-    }
-    Ok((s, base))
+    Ok((s, loaded.folder))
 }
 
 fn pipeline_specs(s: &Settings, base: &Path) -> Result<Vec<PipelineSpec>> {
-    let mut specs = if s.pipelines.is_empty() {
-        vec![PipelineSpec::users()]
-    } else {
-        s.pipelines
+    let mut specs = match s.pipelines.as_deref() {
+        None | Some([]) => vec![PipelineSpec::users()],
+        Some(pipelines) => pipelines
             .iter()
             .map(|p| match &p.sql_file {
                 None => Ok(PipelineSpec::users_with_sql(
@@ -281,10 +229,10 @@ fn pipeline_specs(s: &Settings, base: &Path) -> Result<Vec<PipelineSpec>> {
                     Ok(PipelineSpec::users_with_sql(&p.name, &sql))
                 }
             })
-            .collect::<Result<Vec<_>>>()?
+            .collect::<Result<Vec<_>>>()?,
     };
     for spec in &mut specs {
-        spec.sinks = match s.sink {
+        spec.sinks = match defaulted(s.sink) {
             SinkKind::Cassandra => vec!["cassandra".into()],
             SinkKind::None => vec![],
         };
@@ -292,14 +240,8 @@ fn pipeline_specs(s: &Settings, base: &Path) -> Result<Vec<PipelineSpec>> {
     Ok(specs)
 }
 
-fn token(s: &Settings) -> Result<Option<String>> {
-    if let Some(t) = env_var("QUIVER_TOKEN") {
-        return Ok(Some(t));
-    }
-    s.token_file
-        .as_deref()
-        .map(|p| read_secret(p, "token"))
-        .transpose()
+fn token(s: &Settings, env: &BTreeMap<String, String>) -> Result<Option<String>> {
+    settings::secret(env, "QUIVER_TOKEN", s.token_file.as_deref(), "token")
 }
 
 fn tls(s: &Settings) -> Result<Option<TlsIdentity>> {
@@ -307,7 +249,7 @@ fn tls(s: &Settings) -> Result<Option<TlsIdentity>> {
         (None, None) => return Ok(None),
         (Some(cert), Some(key)) => (cert, key),
         _ => bail!(
-            "TLS needs both a certificate and a key file (tls_cert_file and tls_key_file, or QUIVER_TLS_CERT_FILE and QUIVER_TLS_KEY_FILE)"
+            "TLS needs both a certificate and a key file (tls-cert-file and tls-key-file, or QUIVER_TLS_CERT_FILE and QUIVER_TLS_KEY_FILE)"
         ),
     };
     let read = |path: &Path, what: &str| {
@@ -357,41 +299,55 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 async fn serve(args: Args) -> Result<()> {
-    let (settings, base) = load(&args, &env_var)?;
+    let Some(loaded) = settings::for_run(&args.config, args.settings)? else {
+        return Ok(());
+    };
+    let env = settings::environment();
+    let (settings, base) = checked(loaded)?;
     let specs = pipeline_specs(&settings, &base)?;
+    let window_rows = defaulted(settings.window_rows);
     let engine = Arc::new(
-        Engine::new(specs, settings.window_rows)
+        Engine::new(specs, window_rows)
             .await
             .context("the pipelines' SQL is invalid; fix it before starting")?,
     );
-    let token = token(&settings)?;
+    let token = token(&settings, &env)?;
     let tls = tls(&settings)?;
-    let flight_listener = bind(settings.flight_listen, "Flight", "QUIVER_FLIGHT_LISTEN").await?;
-    let http_listener = bind(settings.http_listen, "HTTP metrics", "QUIVER_HTTP_LISTEN").await?;
+    let flight_listen = defaulted(settings.flight_listen);
+    let http_listen = defaulted(settings.http_listen);
+    let flight_listener = bind(flight_listen, "Flight", "QUIVER_FLIGHT_LISTEN").await?;
+    let http_listener = bind(http_listen, "HTTP metrics", "QUIVER_HTTP_LISTEN").await?;
 
     let mut sinks: Vec<Arc<dyn Sink>> = Vec::new();
     let mut cassandra_probe = None;
-    match settings.sink {
+    let sink_kind = defaulted(settings.sink);
+    match sink_kind {
         SinkKind::None => {}
         SinkKind::Cassandra => {
-            let c = &settings.cassandra;
-            let credentials = match (&c.username, &c.password_file) {
-                (Some(u), Some(p)) => Some((u.clone(), read_secret(p, "Cassandra password")?)),
+            let password = settings::secret(
+                &env,
+                "QUIVER_CASSANDRA_PASSWORD",
+                settings.cassandra_password_file.as_deref(),
+                "Cassandra password",
+            )?;
+            let credentials = match (&settings.cassandra_username, password) {
+                (Some(u), Some(p)) => Some((u.clone(), p)),
                 (None, None) => None,
                 _ => bail!(
-                    "Cassandra credentials need both a username and a password file (QUIVER_CASSANDRA_USERNAME, QUIVER_CASSANDRA_PASSWORD_FILE)"
+                    "Cassandra credentials need both a username and a password (cassandra-username, and cassandra-password-file or QUIVER_CASSANDRA_PASSWORD)"
                 ),
             };
+            let consistency = defaulted(settings.cassandra_consistency.clone());
             let sink = CassandraSink::connect(CassandraConfig {
-                nodes: c.nodes.clone(),
-                keyspace: c.keyspace.clone(),
-                replication_factor: c.replication_factor,
-                datacenter: c.datacenter.clone(),
-                consistency: quiver_cassandra::consistency_from_name(&c.consistency)
-                    .context("[serve.cassandra] consistency (QUIVER_CASSANDRA_CONSISTENCY)")?,
-                concurrency: c.concurrency.max(1),
-                retry_window: Duration::from_millis(c.retry_window_ms),
-                request_timeout: Duration::from_millis(c.request_timeout_ms),
+                nodes: defaulted(settings.cassandra_nodes.clone()).0,
+                keyspace: defaulted(settings.cassandra_keyspace.clone()),
+                replication_factor: defaulted(settings.cassandra_replication_factor),
+                datacenter: settings.cassandra_datacenter.clone(),
+                consistency: quiver_cassandra::consistency_from_name(&consistency)
+                    .context("cassandra-consistency (QUIVER_CASSANDRA_CONSISTENCY)")?,
+                concurrency: defaulted(settings.cassandra_concurrency).max(1),
+                retry_window: defaulted(settings.cassandra_retry_window),
+                request_timeout: defaulted(settings.cassandra_request_timeout),
                 credentials,
             })
             .await?;
@@ -400,7 +356,7 @@ async fn serve(args: Args) -> Result<()> {
             sinks.push(sink);
         }
     }
-    let kafka_probe = match &settings.kafka_bootstrap {
+    let kafka_probe = match &settings.bootstrap_servers {
         Some(bootstrap) => {
             let cfg = quiver_kafka::KafkaConfig {
                 bootstrap_servers: bootstrap.clone(),
@@ -418,7 +374,7 @@ async fn serve(args: Args) -> Result<()> {
     let metrics = Metrics::new().context("registering metrics")?;
     let sinks = SinkSet::new(&engine, sinks)?;
     let svc = QuiverFlight::new(engine.clone(), sinks, metrics.clone())
-        .with_batches_in_flight(settings.batches_in_flight);
+        .with_batches_in_flight(defaulted(settings.batches_in_flight));
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -428,7 +384,7 @@ async fn serve(args: Args) -> Result<()> {
         && !(ui.starts_with("http://") || ui.starts_with("https://"))
     {
         bail!(
-            "spark_ui (QUIVER_SPARK_UI) must be an http:// or https:// URL such as http://127.0.0.1:4040, not {ui:?}"
+            "spark-ui (QUIVER_SPARK_UI) must be an http:// or https:// URL such as http://127.0.0.1:4040, not {ui:?}"
         );
     }
     let postgres_probe = match &settings.postgres_url {
@@ -436,15 +392,13 @@ async fn serve(args: Args) -> Result<()> {
             let defaults = quiver_postgres::PostgresConfig::default();
             Some(PostgresProbe::new(quiver_postgres::PostgresConfig {
                 url: url.clone(),
-                password: settings
-                    .postgres_password_file
-                    .as_deref()
-                    .map(|p| read_secret(p, "Postgres password"))
-                    .transpose()?,
-                users_table: settings
-                    .postgres_users_table
-                    .clone()
-                    .unwrap_or(defaults.users_table),
+                password: settings::secret(
+                    &env,
+                    "QUIVER_POSTGRES_PASSWORD",
+                    settings.postgres_password_file.as_deref(),
+                    "Postgres password",
+                )?,
+                users_table: defaulted(settings.users_table.clone()),
                 // A dashboard check: a Postgres that is down must not hold it long.
                 connect_timeout: Duration::from_secs(2),
                 ..defaults
@@ -465,8 +419,12 @@ async fn serve(args: Args) -> Result<()> {
         engine: engine.clone(),
         monitor,
         token: token.clone(),
-        links: settings.dashboard_links.clone(),
-        window_rows: settings.window_rows,
+        links: settings
+            .dashboard_links
+            .clone()
+            .map(|l| l.0)
+            .unwrap_or_default(),
+        window_rows,
     });
     let router = crate::http::health_and_metrics(move || metrics.render())
         .merge(crate::dashboard::router(dashboard));
@@ -476,7 +434,7 @@ async fn serve(args: Args) -> Result<()> {
             .into_future(),
     );
     let config = ServiceConfig {
-        max_message_bytes: settings.max_message_bytes,
+        max_message_bytes: defaulted(settings.max_message_bytes),
         token: token.clone(),
         tls: tls.clone(),
     };
@@ -487,10 +445,10 @@ async fn serve(args: Args) -> Result<()> {
         stopped(stop_rx.clone()),
     ));
     tracing::info!(
-        flight = %settings.flight_listen,
-        http = %settings.http_listen,
-        dashboard = %format!("http://{}/", settings.http_listen),
-        sink = ?settings.sink,
+        flight = %flight_listen,
+        http = %http_listen,
+        dashboard = %format!("http://{http_listen}/"),
+        sink = ?sink_kind,
         auth = token.is_some(),
         tls = tls.is_some(),
         pipelines = %engine.pipelines().map(|p| p.name().to_string()).collect::<Vec<_>>().join(","),
@@ -519,13 +477,17 @@ async fn serve(args: Args) -> Result<()> {
 mod tests {
     use super::*;
 
-    fn args(config: Option<PathBuf>) -> Args {
-        Args {
-            config,
-            sink: None,
-            flight_listen: None,
-            http_listen: None,
-        }
+    type Env = BTreeMap<String, String>;
+
+    fn env(pairs: &[(&str, &str)]) -> Env {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn load(config: Option<PathBuf>, flags: Settings, env: &Env) -> Result<(Settings, PathBuf)> {
+        checked(settings::load(config.as_deref(), flags, env)?)
     }
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -540,12 +502,20 @@ mod tests {
     }
 
     #[test]
+    fn every_key_is_in_the_settings_table() {
+        crate::settings::assert_documented::<Settings>();
+    }
+
+    #[test]
     fn defaults_bind_loopback_and_need_no_file() {
-        let (s, _) = load(&args(None), &|_| None).unwrap();
-        assert_eq!(s.flight_listen.to_string(), "127.0.0.1:50051");
-        assert_eq!(s.http_listen.to_string(), "127.0.0.1:9464");
-        assert_eq!(s.sink, SinkKind::Cassandra);
-        assert!(s.cassandra.username.is_none() && s.cassandra.password_file.is_none());
+        let (s, _) = load(None, Settings::default(), &env(&[])).unwrap();
+        assert_eq!(defaulted(s.flight_listen).to_string(), "127.0.0.1:50051");
+        assert_eq!(defaulted(s.http_listen).to_string(), "127.0.0.1:9464");
+        assert_eq!(s.sink, Some(SinkKind::Cassandra));
+        assert!(s.cassandra_username.is_none() && s.cassandra_password_file.is_none());
+        let c = CassandraConfig::default();
+        assert_eq!(s.cassandra_nodes, Some(List(c.nodes)));
+        assert_eq!(s.cassandra_retry_window, Some(c.retry_window));
     }
 
     #[test]
@@ -555,31 +525,74 @@ mod tests {
         let file = write(
             dir,
             "quiver.toml",
-            "[serve]\nsink = \"none\"\nwindow_rows = 5\nflight_listen = \"127.0.0.1:6000\"\n\
-             [serve.cassandra]\nkeyspace = \"from_file\"\n[produce]\ncount = 10\n",
+            "[serve]\nsink = \"none\"\nwindow-rows = 5\nflight-listen = \"127.0.0.1:6000\"\n\
+             cassandra-keyspace = \"from_file\"\ncassandra-retry-window = \"5s\"\n[produce]\ncount = 10\n",
         );
-        let env = |k: &str| match k {
-            "QUIVER_CASSANDRA_KEYSPACE" => Some("from_env".to_string()),
-            "QUIVER_CASSANDRA_NODES" => Some("10.0.0.1:9042, 10.0.0.2:9042".to_string()),
-            _ => None,
-        };
-        let mut a = args(Some(file));
-        a.flight_listen = Some("127.0.0.1:7000".parse().unwrap());
-        let (s, _) = load(&a, &env).unwrap();
-        assert_eq!(s.sink, SinkKind::None);
-        assert_eq!(s.window_rows, 5);
-        assert_eq!(s.cassandra.keyspace, "from_env");
-        assert_eq!(s.cassandra.nodes, vec!["10.0.0.1:9042", "10.0.0.2:9042"]);
-        assert_eq!(s.flight_listen.to_string(), "127.0.0.1:7000");
+        let env = env(&[
+            ("QUIVER_CASSANDRA_KEYSPACE", "from_env"),
+            ("QUIVER_CASSANDRA_NODES", "10.0.0.1:9042, 10.0.0.2:9042"),
+            ("QUIVER_CASSANDRA_RETRY_WINDOW", "2.5"),
+        ]);
+        let flags = settings::flags(&["--flight-listen", "127.0.0.1:7000"]).unwrap();
+        let (s, _) = load(Some(file), flags, &env).unwrap();
+        assert_eq!(s.sink, Some(SinkKind::None));
+        assert_eq!(s.window_rows, Some(5));
+        assert_eq!(s.cassandra_keyspace.as_deref(), Some("from_env"));
+        assert_eq!(
+            defaulted(s.cassandra_nodes).0,
+            vec!["10.0.0.1:9042", "10.0.0.2:9042"]
+        );
+        // A bare number is seconds, as the Spark job reads the same variable.
+        assert_eq!(s.cassandra_retry_window, Some(Duration::from_millis(2500)));
+        assert_eq!(defaulted(s.flight_listen).to_string(), "127.0.0.1:7000");
+    }
+
+    #[test]
+    fn the_earlier_file_form_still_loads_with_a_warning_per_key() {
+        let scratch = scratch();
+        let dir = scratch.path();
+        let file = write(
+            dir,
+            "quiver.toml",
+            "[serve]\nwindow_rows = 5\nkafka_bootstrap = \"k1:9092\"\npostgres_users_table = \"t\"\n\
+             [serve.cassandra]\nkeyspace = \"ks\"\nretry_window_ms = 1500\n\
+             [[serve.pipelines]]\nname = \"users\"\nsql_file = \"users.sql\"\n",
+        );
+        let loaded = settings::load(Some(&file), Settings::default(), &env(&[])).unwrap();
+        let s = &loaded.settings;
+        assert_eq!(s.window_rows, Some(5));
+        assert_eq!(s.bootstrap_servers.as_deref(), Some("k1:9092"));
+        assert_eq!(s.users_table.as_deref(), Some("t"));
+        assert_eq!(s.cassandra_keyspace.as_deref(), Some("ks"));
+        assert_eq!(s.cassandra_retry_window, Some(Duration::from_millis(1500)));
+        let pipeline = &s.pipelines.as_ref().unwrap()[0];
+        assert_eq!(pipeline.sql_file.as_deref(), Some(Path::new("users.sql")));
+        let warnings = loaded.warnings.join("\n");
+        for expected in [
+            "[serve] window_rows is an old spelling: write `window-rows`",
+            "[serve] kafka_bootstrap is an old spelling: write `bootstrap-servers`",
+            "[serve] postgres_users_table is an old spelling: write `users-table`",
+            "[serve.cassandra] keyspace is an old spelling: write `cassandra-keyspace`",
+            "[serve.cassandra] retry_window_ms is an old spelling: write `cassandra-retry-window`",
+            "sql_file is an old spelling: write `sql-file`",
+        ] {
+            assert!(
+                warnings.contains(expected),
+                "{expected:?} not in\n{warnings}"
+            );
+        }
     }
 
     #[test]
     fn tls_needs_a_certificate_and_a_key_that_parse() {
         let scratch = scratch();
         let dir = scratch.path();
-        let env_cert_only =
-            |k: &str| (k == "QUIVER_TLS_CERT_FILE").then(|| "/x/cert.pem".to_string());
-        let (s, _) = load(&args(None), &env_cert_only).unwrap();
+        let (s, _) = load(
+            None,
+            Settings::default(),
+            &env(&[("QUIVER_TLS_CERT_FILE", "/x/cert.pem")]),
+        )
+        .unwrap();
         let err = tls(&s).unwrap_err().to_string();
         assert!(err.contains("both a certificate and a key"), "{err}");
 
@@ -588,31 +601,38 @@ mod tests {
         let file = write(
             dir,
             "quiver.toml",
-            &format!("[serve]\ntls_cert_file = {cert:?}\ntls_key_file = {key:?}\n"),
+            &format!("[serve]\ntls-cert-file = {cert:?}\ntls-key-file = {key:?}\n"),
         );
-        let (s, _) = load(&args(Some(file)), &|_| None).unwrap();
+        let (s, _) = load(Some(file), Settings::default(), &env(&[])).unwrap();
         let err = format!("{:#}", tls(&s).unwrap_err());
         assert!(err.contains("cert.pem") && err.contains("PEM"), "{err}");
-        assert!(
-            tls(&load(&args(None), &|_| None).unwrap().0)
-                .unwrap()
-                .is_none()
-        );
+        let (s, _) = load(None, Settings::default(), &env(&[])).unwrap();
+        assert!(tls(&s).unwrap().is_none());
     }
 
     #[test]
     fn a_misspelt_setting_is_an_error() {
         let scratch = scratch();
         let dir = scratch.path();
-        let file = write(dir, "quiver.toml", "[serve]\nwindw_rows = 5\n");
-        let err = load(&args(Some(file)), &|_| None).unwrap_err();
-        assert!(format!("{err:#}").contains("windw_rows"), "{err:#}");
+        let file = write(dir, "quiver.toml", "[serve]\nwindw-rows = 5\n");
+        let err = format!(
+            "{:#}",
+            load(Some(file), Settings::default(), &env(&[])).unwrap_err()
+        );
+        assert!(
+            err.contains("windw-rows") && err.contains("quiver.toml"),
+            "{err}"
+        );
     }
 
     #[test]
     fn a_bad_environment_value_names_the_variable() {
-        let env = |k: &str| (k == "QUIVER_WINDOW_ROWS").then(|| "lots".to_string());
-        let err = load(&args(None), &env).unwrap_err();
+        let err = load(
+            None,
+            Settings::default(),
+            &env(&[("QUIVER_WINDOW_ROWS", "lots")]),
+        )
+        .unwrap_err();
         assert!(
             err.to_string().contains("QUIVER_WINDOW_ROWS=\"lots\""),
             "{err}"
@@ -627,9 +647,9 @@ mod tests {
         let file = write(
             dir,
             "quiver.toml",
-            "[serve]\nsink = \"none\"\n[[serve.pipelines]]\nname = \"mine\"\nsql_file = \"mine.sql\"\n",
+            "[serve]\nsink = \"none\"\n[[serve.pipelines]]\nname = \"mine\"\nsql-file = \"mine.sql\"\n",
         );
-        let (s, base) = load(&args(Some(file)), &|_| None).unwrap();
+        let (s, base) = load(Some(file), Settings::default(), &env(&[])).unwrap();
         let specs = pipeline_specs(&s, &base).unwrap();
         assert_eq!(specs[0].name, "mine");
         assert!(specs[0].sql.contains("login_uuid AS id"));
@@ -638,9 +658,9 @@ mod tests {
         let missing = write(
             dir,
             "missing.toml",
-            "[[serve.pipelines]]\nname = \"x\"\nsql_file = \"nope.sql\"\n",
+            "[[serve.pipelines]]\nname = \"x\"\nsql-file = \"nope.sql\"\n",
         );
-        let (s, base) = load(&args(Some(missing)), &|_| None).unwrap();
+        let (s, base) = load(Some(missing), Settings::default(), &env(&[])).unwrap();
         let err = pipeline_specs(&s, &base).unwrap_err();
         assert!(format!("{err:#}").contains("nope.sql"), "{err:#}");
     }
@@ -652,45 +672,39 @@ mod tests {
         let file = write(
             dir,
             "quiver.toml",
-            "[serve]\nkafka_bootstrap = \"k1:9092\"\n\
-             [[serve.dashboard_links]]\nname = \"Spark UI\"\nurl = \"http://127.0.0.1:9090\"\n",
+            "[serve]\nbootstrap-servers = \"k1:9092\"\n\
+             [[serve.dashboard-links]]\nname = \"Spark UI\"\nurl = \"http://127.0.0.1:9090\"\n",
         );
-        let (s, _) = load(&args(Some(file.clone())), &|_| None).unwrap();
-        assert_eq!(s.kafka_bootstrap.as_deref(), Some("k1:9092"));
-        assert_eq!(s.dashboard_links[0].name, "Spark UI");
-        let env = |k: &str| match k {
-            "QUIVER_KAFKA_BOOTSTRAP" => Some("k2:9092".to_string()),
-            "QUIVER_DASHBOARD_LINKS" => Some("Airflow=http://127.0.0.1:8080".to_string()),
-            _ => None,
-        };
-        let (s, _) = load(&args(Some(file)), &env).unwrap();
-        assert_eq!(s.kafka_bootstrap.as_deref(), Some("k2:9092"));
-        assert_eq!(s.dashboard_links[0].url, "http://127.0.0.1:8080");
+        let (s, _) = load(Some(file.clone()), Settings::default(), &env(&[])).unwrap();
+        assert_eq!(s.bootstrap_servers.as_deref(), Some("k1:9092"));
+        assert_eq!(s.dashboard_links.unwrap().0[0].name, "Spark UI");
+        let vars = env(&[
+            ("QUIVER_BOOTSTRAP_SERVERS", "k2:9092"),
+            ("QUIVER_DASHBOARD_LINKS", "Airflow=http://127.0.0.1:8080"),
+        ]);
+        let (s, _) = load(Some(file), Settings::default(), &vars).unwrap();
+        assert_eq!(s.bootstrap_servers.as_deref(), Some("k2:9092"));
+        assert_eq!(s.dashboard_links.unwrap().0[0].url, "http://127.0.0.1:8080");
 
         let bad = write(
             dir,
             "bad.toml",
-            "[[serve.dashboard_links]]\nname = \"x\"\nurl = \"javascript:alert(1)\"\n",
+            "[[serve.dashboard-links]]\nname = \"x\"\nurl = \"javascript:alert(1)\"\n",
         );
-        let err = load(&args(Some(bad)), &|_| None).unwrap_err();
+        let err = load(Some(bad), Settings::default(), &env(&[])).unwrap_err();
         assert!(
             format!("{err:#}").contains("http:// or https://"),
             "{err:#}"
         );
-        let env = |k: &str| (k == "QUIVER_DASHBOARD_LINKS").then(|| "no-url".to_string());
-        let err = load(&args(None), &env).unwrap_err();
+        let err = load(
+            None,
+            Settings::default(),
+            &env(&[("QUIVER_DASHBOARD_LINKS", "no-url")]),
+        )
+        .unwrap_err();
         assert!(
             format!("{err:#}").contains("QUIVER_DASHBOARD_LINKS"),
             "{err:#}"
         );
-    }
-
-    #[test]
-    fn an_empty_secret_file_is_refused() {
-        let scratch = scratch();
-        let dir = scratch.path();
-        let path = write(dir, "token", "  \n");
-        let err = read_secret(&path, "token").unwrap_err();
-        assert!(err.to_string().contains("is empty"), "{err}");
     }
 }

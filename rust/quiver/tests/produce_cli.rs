@@ -1,5 +1,5 @@
 //! `quiver produce` as a user runs it. Tests marked ignored need a broker:
-//! `QUIVER_KAFKA_BOOTSTRAP` (default 127.0.0.1:9092).
+//! `QUIVER_BOOTSTRAP_SERVERS` (default 127.0.0.1:9092).
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -87,9 +87,9 @@ fn settings_layer_flags_over_environment_over_config_file() {
             "2",
         ],
         &[
-            ("QUIVER_PRODUCE_TOPIC", "env-topic"),
-            ("QUIVER_PRODUCE_PARTITIONS", "4"),
-            ("QUIVER_KAFKA_BOOTSTRAP", "env-host:1234"),
+            ("QUIVER_TOPIC", "env-topic"),
+            ("QUIVER_PARTITIONS", "4"),
+            ("QUIVER_BOOTSTRAP_SERVERS", "env-host:1234"),
         ],
     );
     std::fs::remove_file(&path).unwrap();
@@ -113,7 +113,7 @@ fn settings_layer_flags_over_environment_over_config_file() {
 }
 
 fn bootstrap() -> String {
-    std::env::var("QUIVER_KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".into())
+    std::env::var("QUIVER_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
 }
 
 fn unique_topic(name: &str) -> String {

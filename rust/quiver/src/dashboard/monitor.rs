@@ -415,7 +415,7 @@ impl Monitor {
         let kafka = match &probes.kafka {
             Some((_, bootstrap)) => Part::unknown(format!("{bootstrap}: not checked yet")),
             None => Part::off(
-                "no Kafka address: set QUIVER_KAFKA_BOOTSTRAP (or kafka_bootstrap in [serve]) to see the lag",
+                "no Kafka address: set QUIVER_BOOTSTRAP_SERVERS (or bootstrap-servers in [serve]) to see the lag",
             ),
         };
         let spark = match &probes.spark_ui {
