@@ -1074,7 +1074,7 @@ PROMETHEUS = Path("/usr/bin/prometheus")
 # port and `quiver produce --metrics-addr` (neither started by the stack).
 SERVE_METRICS_PORT = 9464
 PRODUCE_METRICS_PORT = 9465
-# ... and the Spark job's own figures (stream_users.py --metrics-addr).
+# ... and the Spark job's own figures (stream_users.py --job-metrics-addr).
 JOB_METRICS_PORT = 9466
 SPARK_DRIVER_UI_PORT = 4040
 
@@ -1768,7 +1768,7 @@ def stack_env(s: Settings) -> dict[str, str]:
     """The stack's addresses as the variables quiver, the Spark job and the tests read."""
     return {
         "QUIVER_STATE_DIR": str(s.state),
-        "QUIVER_KAFKA_BOOTSTRAP": s.kafka_bootstrap,
+        "QUIVER_BOOTSTRAP_SERVERS": s.kafka_bootstrap,
         "QUIVER_CASSANDRA_NODES": s.cassandra_nodes,
         "QUIVER_SPARK_MASTER": s.spark_master_url,
         "QUIVER_SPARK_KAFKA_JARS": ",".join(s.spark_kafka_jars),
@@ -1797,7 +1797,7 @@ def cluster_env(s: Settings) -> dict[str, str]:
         return {}
     factor = str(s.replication_factor)
     return {
-        "QUIVER_PRODUCE_REPLICATION_FACTOR": factor,
+        "QUIVER_REPLICATION_FACTOR": factor,
         "QUIVER_CASSANDRA_REPLICATION_FACTOR": factor,
         "QUIVER_CASSANDRA_DATACENTER": "datacenter1",
     }

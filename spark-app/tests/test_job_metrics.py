@@ -1,4 +1,4 @@
-"""The job's own metrics endpoint (--metrics-addr): its address, its text, its server."""
+"""The job's own metrics endpoint (--job-metrics-addr): its address, its text, its server."""
 
 from __future__ import annotations
 
@@ -22,13 +22,19 @@ class Figures:
 
 
 def test_the_address_is_host_and_port(capsys):
-    assert options.parse(["--metrics-addr", "127.0.0.1:9466"], env={}).metrics_addr == ("127.0.0.1", 9466)
+    assert options.parse(["--job-metrics-addr", "127.0.0.1:9466"], env={}).metrics_addr == ("127.0.0.1", 9466)
     assert options.parse([], env={"QUIVER_JOB_METRICS_ADDR": "0.0.0.0:9466"}).metrics_addr == ("0.0.0.0", 9466)
     assert options.parse([], env={}).metrics_addr is None
     for bad in ("9466", "host:", "host:99999"):
         with pytest.raises(SystemExit):
-            options.parse(["--metrics-addr", bad], env={})
+            options.parse(["--job-metrics-addr", bad], env={})
         assert "is not HOST:PORT" in capsys.readouterr().err
+
+
+def test_quiver_produces_metrics_address_is_not_the_jobs():
+    """`quiver produce` reads QUIVER_METRICS_ADDR; a job in the same environment must not
+    try to bind the same port."""
+    assert options.parse([], env={"QUIVER_METRICS_ADDR": "127.0.0.1:9465"}).metrics_addr is None
 
 
 def test_every_figure_is_exported_with_its_labels():
@@ -55,7 +61,7 @@ def test_the_server_answers_metrics_only_and_a_taken_port_is_named():
         with socket.socket() as holder:
             holder.bind(("127.0.0.1", 0))
             holder.listen()
-            with pytest.raises(OSError, match="--metrics-addr"):
+            with pytest.raises(OSError, match="--job-metrics-addr"):
                 metrics.serve(holder.getsockname(), lambda: "")
     finally:
         server.shutdown()

@@ -35,6 +35,8 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "compose.yaml"
 CLUSTER_FILE = ROOT / "compose.cluster.yaml"
 COMPOSE_DOC = ROOT / "docs" / "COMPOSE.md"
+# quiver's settings, one table row per key.
+SETTINGS_DOC = ROOT / "docs" / "SETTINGS.md"
 PROJECT = "quiver"
 DOCKER = ROOT / "docker"
 DOCKERFILES = sorted(DOCKER.glob("*.Dockerfile"))
@@ -96,7 +98,7 @@ KAFKA_MIN_ISR = (
 )
 # Where each service's clients name the Kafka brokers.
 KAFKA_BOOTSTRAP_VARS = (
-    "QUIVER_KAFKA_BOOTSTRAP",
+    "QUIVER_BOOTSTRAP_SERVERS",
     "APICURIO_KAFKASQL_BOOTSTRAP_SERVERS",
     "KAFKA_CLUSTERS_0_BOOTSTRAPSERVERS",
 )
@@ -219,7 +221,7 @@ def defaults(tmp_path_factory: pytest.TempPathFactory) -> stack.Settings:
 
 def serve_default_port(field: str) -> int:
     source = (ROOT / "rust" / "quiver" / "src" / "serve.rs").read_text()
-    found = re.search(rf"{field}: \(\[127, 0, 0, 1\], (\d+)\)\.into\(\)", source)
+    found = re.search(rf"{field}: (?:Some\()?\(\[127, 0, 0, 1\], (\d+)\)\.into\(\)", source)
     assert found, f"the default of {field} is no longer where tests/compose reads it (rust/quiver/src/serve.rs)"
     return int(found.group(1))
 
@@ -317,8 +319,14 @@ def quiver_vars_in(services: dict, compose_text: str) -> set[str]:
     return names | set(re.findall(r"\$\{(QUIVER_[A-Z0-9_]+)", compose_text))
 
 
+def key_var(key: str) -> str:
+    """A setting's environment variable: QUIVER_ and its key upper-cased, `-` as `_`."""
+    return "QUIVER_" + key.upper().replace("-", "_")
+
+
 def vars_the_code_reads() -> set[str]:
-    """QUIVER_* names in the sources, plus those the code builds from a suffix."""
+    """QUIVER_* names in the sources, plus those the code builds from a suffix or a key:
+    quiver's keys (the table of docs/SETTINGS.md) and the Spark job's flags."""
     sources = [*ROOT.glob("rust/*/src/**/*.rs"), *ROOT.glob("spark-app/src/**/*.py"), *ROOT.glob("airflow/**/*.py")]
     sources += [p for p in (ROOT / "scripts").iterdir() if p.is_file()] + [ROOT / "tests" / "conftest.py"]
     known = set()
@@ -327,12 +335,10 @@ def vars_the_code_reads() -> set[str]:
     stack_py = (ROOT / "scripts" / "stack.py").read_text()
     known |= {f"QUIVER_{n}" for n in re.findall(r"_(?:env|port)\(\"([A-Z0-9_]+)\"", stack_py)}
     options = (ROOT / "spark-app" / "src" / "quiver_spark" / "options.py").read_text()
-    known |= {f"QUIVER_{n}" for n in re.findall(r"default\(\"([A-Z0-9_]+)\"", options)}
-    produce = (ROOT / "rust" / "quiver" / "src" / "produce.rs").read_text()
-    settings = re.search(r"struct Settings \{(.*?)\n\}", produce, re.DOTALL)
-    assert settings, "`struct Settings` of rust/quiver/src/produce.rs is no longer where tests/compose reads it"
-    known |= {f"QUIVER_PRODUCE_{f.upper()}" for f in re.findall(r"^\s+(\w+): Option<", settings.group(1), re.M)}
-    return known
+    known |= {key_var(flag) for flag in re.findall(r"\"--([a-z0-9-]+)\"", options)}
+    keys = re.findall(r"^\| `([a-z][a-z0-9-]*)` \|", SETTINGS_DOC.read_text(), re.M) if SETTINGS_DOC.is_file() else []
+    assert keys, "no key in the table of docs/SETTINGS.md (rows that start | `key` |), where tests/compose reads them"
+    return known | {key_var(key) for key in keys}
 
 
 def unknown_vars(used: set[str], known: set[str]) -> list[str]:
@@ -473,12 +479,11 @@ def replication_problems(services: dict) -> list[str]:
     topic_isr = next((c.split("=", 1)[1] for c in configs if c.startswith("min.insync.replicas=")), None)
     if (factor > 1 or topic_isr is not None) and topic_isr != str(in_sync):
         problems.append(f"kafka-init: the topic's min.insync.replicas is {topic_isr}, not {in_sync}")
+    # `quiver produce` creates a topic it does not find.
     for name, s in services.items():
-        produce = (
-            env_of(s).get("QUIVER_PRODUCE_REPLICATION_FACTOR", "1") if "QUIVER_PRODUCE_TOPIC" in env_of(s) else None
-        )
-        if produce not in (None, str(factor)):
-            problems.append(f"{name}: QUIVER_PRODUCE_REPLICATION_FACTOR={produce}, not {factor}")
+        produce = env_of(s).get("QUIVER_REPLICATION_FACTOR", "1")
+        if (s.get("command") or [""])[0] == "produce" and produce != str(factor):
+            problems.append(f"{name}: QUIVER_REPLICATION_FACTOR={produce}, not {factor}")
 
     cassandra = nodes_of(services, "cassandra")
     factor, _ = expected_replication(len(cassandra))
@@ -731,7 +736,7 @@ def test_addresses_name_services_and_the_local_stack_ports(services: dict, defau
     assert loopback_in_environment(services) == []
     flight = serve_default_port("flight_listen")
     want = {
-        "QUIVER_KAFKA_BOOTSTRAP": f"kafka:{defaults.kafka_port}",
+        "QUIVER_BOOTSTRAP_SERVERS": f"kafka:{defaults.kafka_port}",
         "QUIVER_CASSANDRA_NODES": f"cassandra:{defaults.cassandra_port}",
         "QUIVER_FLIGHT_ENDPOINT": f"grpc://quiver-serve:{flight}",
         "QUIVER_SPARK_MASTER": f"spark://spark-master:{defaults.spark_master_port}",
@@ -770,18 +775,18 @@ def test_settings_match_the_local_stack(services: dict, defaults: stack.Settings
 
 def test_every_quiver_variable_is_one_the_code_reads(services: dict) -> None:
     used = quiver_vars_in(services, COMPOSE_FILE.read_text())
-    assert {"QUIVER_FLIGHT_LISTEN", "QUIVER_PRODUCE_COUNT", "QUIVER_KAFKA_HEAP"} <= used
+    assert {"QUIVER_FLIGHT_LISTEN", "QUIVER_COUNT", "QUIVER_KAFKA_HEAP"} <= used
     assert unknown_vars(used, vars_the_code_reads()) == []
 
 
 def test_unknown_variables_are_found() -> None:
     known = vars_the_code_reads()
-    assert {"QUIVER_SINK", "QUIVER_PRODUCE_COUNT", "QUIVER_SPARK_WORKER_CORES", "QUIVER_TRIGGER"} <= known
-    services = {"a": {"environment": {"QUIVER_SINK": "none", "QUIVER_PRODUCE_COUNTS": "1"}}}
+    assert {"QUIVER_SINK", "QUIVER_COUNT", "QUIVER_SPARK_WORKER_CORES", "QUIVER_TRIGGER", "QUIVER_SQL_FILE"} <= known
+    services = {"a": {"environment": {"QUIVER_SINK": "none", "QUIVER_COUNTS": "1"}}}
     used = quiver_vars_in(services, "x: ${QUIVER_NOPE:-1}")
     assert unknown_vars(used, known) == [
+        "QUIVER_COUNTS is set in compose.yaml but no code reads it",
         "QUIVER_NOPE is set in compose.yaml but no code reads it",
-        "QUIVER_PRODUCE_COUNTS is set in compose.yaml but no code reads it",
     ]
 
 
@@ -954,19 +959,20 @@ def test_replication_and_membership_problems_are_found() -> None:
         },
         "produce": {
             "image": "q:1",
-            "environment": {"QUIVER_PRODUCE_TOPIC": "t", "QUIVER_KAFKA_BOOTSTRAP": "k1:9092,k2:9092"},
+            "command": ["produce"],
+            "environment": {"QUIVER_TOPIC": "t", "QUIVER_BOOTSTRAP_SERVERS": "k1:9092,k2:9092"},
         },
     }
     problems = replication_problems(services)
     assert "k1: KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR=1, not 3" in problems
     assert "k3: KAFKA_MIN_INSYNC_REPLICAS=1, not 2" in problems
     assert "kafka-init: the topic's min.insync.replicas is None, not 2" in problems
-    assert "produce: QUIVER_PRODUCE_REPLICATION_FACTOR=1, not 3" in problems
+    assert "produce: QUIVER_REPLICATION_FACTOR=1, not 3" in problems
     assert "serve: QUIVER_CASSANDRA_REPLICATION_FACTOR=1, not 3" in problems
     assert "serve: QUIVER_CASSANDRA_DATACENTER=dc1, but the nodes are in ['datacenter1']" in problems
     assert len(problems) == 3 * (len(KAFKA_REPLICATION) + len(KAFKA_MIN_ISR)) + 4, problems
     assert [p.split("=")[0] for p in membership_problems(services)] == [
-        "produce: QUIVER_KAFKA_BOOTSTRAP",
+        "produce: QUIVER_BOOTSTRAP_SERVERS",
         "serve: QUIVER_CASSANDRA_NODES",
         "kafka-init: --bootstrap-server",
     ]

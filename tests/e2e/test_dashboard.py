@@ -130,7 +130,7 @@ def test_the_dashboard_shows_a_live_stream(settings, unique_name, tmp_path, brow
         **os.environ,
         "QUIVER_CASSANDRA_NODES": f"{settings.host}:{settings.cassandra_port}",
         "QUIVER_CASSANDRA_KEYSPACE": keyspace,
-        "QUIVER_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "QUIVER_BOOTSTRAP_SERVERS": settings.kafka_bootstrap,
         "QUIVER_DASHBOARD_LINKS": f"Spark master=http://{settings.host}:{settings.spark_master_ui_port}",
         "QUIVER_SPARK_UI": f"http://{settings.host}:{stack.SPARK_DRIVER_UI_PORT}",
         "QUIVER_POSTGRES_URL": f"postgresql://{settings.postgres_user}@{settings.host}:{settings.postgres_port}/{settings.postgres_db}",
@@ -207,7 +207,7 @@ def test_the_dashboard_names_the_part_that_is_down(settings, tmp_path, browser, 
     nothing_there = conftest.free_port()
     env = {
         **os.environ,
-        "QUIVER_KAFKA_BOOTSTRAP": f"127.0.0.1:{nothing_there}",
+        "QUIVER_BOOTSTRAP_SERVERS": f"127.0.0.1:{nothing_there}",
         "QUIVER_SPARK_UI": f"http://127.0.0.1:{nothing_there}",
     }
     env.pop("QUIVER_TOKEN", None)

@@ -102,7 +102,7 @@ def test_every_metric_the_dashboard_and_prometheus_name_is_exported(
     with conftest.running_serve(["--sink", "cassandra"], env, serve_log, http_port=stack.SERVE_METRICS_PORT) as serve:
         produce_users(quiver, settings, topic, count=100)
         engine = ["--engine", "flight", "--flight-endpoint", serve.location]
-        job_metrics = ("--metrics-addr", f"{settings.host}:{stack.JOB_METRICS_PORT}")
+        job_metrics = ("--job-metrics-addr", f"{settings.host}:{stack.JOB_METRICS_PORT}")
         job = start_stream(settings, topic, engine, tmp_path / "ckpt", tmp_path / "job.log", job_metrics)
         producer = subprocess.Popen(
             [quiver, "produce", "--source", "synthetic", "--count", "1000000", "--rate", "500", "--topic", topic,

@@ -242,7 +242,7 @@ def test_a_replayed_stream_changes_nothing(quiver_bin, settings, engine, unique_
 def test_inprocess_engine_reports_bad_pipeline_sql_before_streaming(settings, unique_name, tmp_path):
     sql = tmp_path / "bad.sql"
     sql.write_text("SELECT no_such_column FROM raw_users")
-    args = ["--engine", "inprocess", "--pipeline-sql", str(sql)]
+    args = ["--engine", "inprocess", "--sql-file", str(sql)]
     args += ["--cassandra-nodes", f"{settings.host}:{settings.cassandra_port}", "--cassandra-keyspace", unique_name]
     streamed = run_stream(settings, unique_name, args, tmp_path / "checkpoint")
     assert streamed.returncode == 2, streamed.stdout[-3000:]

@@ -1,4 +1,4 @@
-"""The job's own figures for Prometheus (--metrics-addr): batches, rows in, written and
+"""The job's own figures for Prometheus (--job-metrics-addr): batches, rows in, written and
 rejected, and the last batch's duration, whichever engine ran them. Spark's own servlet
 has the query's progress (rates, batch durations) but not what quiver wrote or rejected;
 with the in-process engine nothing else counts those."""
@@ -54,7 +54,7 @@ def serve(address: tuple[str, int], text: Callable[[], str]) -> ThreadingHTTPSer
         server = ThreadingHTTPServer(address, Handler)
     except OSError as error:
         host, port = address
-        raise OSError(f"cannot serve the job's metrics on {host}:{port} (--metrics-addr): {error}") from error
+        raise OSError(f"cannot serve the job's metrics on {host}:{port} (--job-metrics-addr): {error}") from error
     threading.Thread(target=server.serve_forever, name="quiver-job-metrics", daemon=True).start()
     log.info("the job's metrics at http://%s:%d/metrics", *address)
     return server

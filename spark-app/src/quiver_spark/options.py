@@ -1,12 +1,15 @@
-"""The job's settings: command-line options, each with a QUIVER_* environment variable as
-its default, so the job is configured by spark-submit arguments or the environment and
-never by editing code."""
+"""The job's settings: command-line options, each with an environment variable as its
+default, so the job is configured by spark-submit arguments or the environment and never by
+editing code. An option's key is its flag without the dashes; its variable is QUIVER_ and
+the key upper-cased with `-` as `_`, the rule of quiver's own subcommands, so that one key
+means one variable everywhere."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +18,16 @@ ENGINES = ("flight", "inprocess")
 CONSISTENCY_LEVELS = ("ANY", "ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE")
 # The interval units Spark's processingTime trigger parses.
 _PROCESSING_TIME = re.compile(r"^\d+\s+(milliseconds?|seconds?|minutes?)$")
+# Old names that still work in this release, each use with a warning that names the new
+# one. An old environment variable and the key whose variable replaces it:
+OLD_VARIABLES = {
+    "QUIVER_KAFKA_BOOTSTRAP": "bootstrap-servers",
+    "QUIVER_PIPELINE_SQL": "sql-file",
+    "QUIVER_FLIGHT_MAX_MESSAGE_MIB": "max-message-mib",
+}
+# An old flag and its new one. The job's metrics address is not --metrics-addr, so that
+# QUIVER_METRICS_ADDR, `quiver produce`'s, never makes two processes bind one port.
+OLD_FLAGS = {"--pipeline-sql": "--sql-file", "--metrics-addr": "--job-metrics-addr"}
 
 
 class OptionsError(ValueError):
@@ -90,6 +103,37 @@ def _default_checkpoint() -> str:
     return str(Path(state) / "checkpoints" / "stream-users")
 
 
+def env_var(key: str) -> str:
+    """The environment variable of an option's key (docs/SETTINGS.md)."""
+    return "QUIVER_" + key.upper().replace("-", "_")
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def _from_env(env: dict[str, str], key: str, fallback: str | None) -> str | None:
+    """The key's variable, else its old name's (with a warning), else `fallback`."""
+    name = env_var(key)
+    for old in [o for o, k in OLD_VARIABLES.items() if k == key and o in env]:
+        if name in env:
+            _warn(f"{old} is the old name of {name}, which is set too: {old} is ignored")
+        else:
+            _warn(f"{old} is the old name of {name}; it still works in this release")
+            return env[old]
+    return env.get(name, fallback)
+
+
+class _Store(argparse.Action):
+    """argparse's store, warning when the option was given by an old flag: only an action
+    learns which of its flags was used."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if option_string in OLD_FLAGS:
+            _warn(f"{option_string} is the old name of {OLD_FLAGS[option_string]}; it still works in this release")
+        setattr(namespace, self.dest, values)
+
+
 def _flag(raw: str) -> bool:
     lowered = raw.strip().lower()
     if lowered in ("true", "1", "yes"):
@@ -117,205 +161,220 @@ def _positive_int(raw: str) -> int:
 
 
 def build_parser(env: dict[str, str]) -> argparse.ArgumentParser:
-    def default(name: str, fallback: str | None) -> str | None:
-        return env.get(f"QUIVER_{name}", fallback)
+    def option(group: argparse._ArgumentGroup, flag: str, default: str | None, help: str, **kwargs) -> None:
+        """Adds `flag`, and its old flags, with its variable as the default and named in its help."""
+        key = flag.removeprefix("--")
+        old_flags = [old for old, new in OLD_FLAGS.items() if new == flag]
+        group.add_argument(
+            flag,
+            *old_flags,
+            action=_Store,
+            default=_from_env(env, key, default),
+            help=f"{help} ({env_var(key)})",
+            **kwargs,
+        )
 
     parser = argparse.ArgumentParser(
         prog="stream_users.py",
         description=(
             "Reads user records from Kafka with Spark Structured Streaming and hands every "
             "micro-batch, as Arrow, to quiver's Rust transformation service, which writes "
-            "Cassandra. Every option can also be set by the QUIVER_* environment variable "
-            "named in its help."
+            "Cassandra. Every option can also be set by its environment variable, QUIVER_ and "
+            "the option's name upper-cased with - as _, named in its help."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     kafka = parser.add_argument_group("Kafka source")
-    kafka.add_argument(
-        "--bootstrap-servers",
-        default=default("KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
-        help="Kafka brokers, host:port[,host:port] (QUIVER_KAFKA_BOOTSTRAP)",
-    )
-    kafka.add_argument("--topic", default=default("TOPIC", "users_created"), help="topic to read (QUIVER_TOPIC)")
-    kafka.add_argument(
+    option(kafka, "--bootstrap-servers", "127.0.0.1:9092", "Kafka brokers, host:port[,host:port]")
+    option(kafka, "--topic", "users_created", "topic to read")
+    option(
+        kafka,
         "--starting-offsets",
-        default=default("STARTING_OFFSETS", "earliest"),
-        help="where a query without a checkpoint starts: earliest, latest or Spark's JSON form "
-        "(QUIVER_STARTING_OFFSETS); a checkpoint's offsets always win",
+        "earliest",
+        "where a query without a checkpoint starts: earliest, latest or Spark's JSON form; a "
+        "checkpoint's offsets always win",
     )
-    kafka.add_argument(
+    option(
+        kafka,
         "--max-offsets-per-trigger",
+        "200000",
+        "upper bound of records per micro-batch",
         type=_positive_int,
-        default=default("MAX_OFFSETS_PER_TRIGGER", "200000"),
-        help="upper bound of records per micro-batch (QUIVER_MAX_OFFSETS_PER_TRIGGER)",
     )
-    kafka.add_argument(
+    option(
+        kafka,
         "--min-partitions",
+        None,
+        "split Kafka partitions into at least this many Spark tasks",
         type=_positive_int,
-        default=default("MIN_PARTITIONS", None),
-        help="split Kafka partitions into at least this many Spark tasks (QUIVER_MIN_PARTITIONS)",
     )
-    kafka.add_argument(
+    option(
+        kafka,
         "--fail-on-data-loss",
+        "true",
+        "fail when offsets were deleted before they were read",
         type=_flag,
-        default=default("FAIL_ON_DATA_LOSS", "true"),
-        help="fail when offsets were deleted before they were read (QUIVER_FAIL_ON_DATA_LOSS)",
     )
     stream = parser.add_argument_group("stream")
-    stream.add_argument(
+    option(
+        stream,
         "--checkpoint-location",
-        default=default("CHECKPOINT_LOCATION", _default_checkpoint()),
-        help="where Spark keeps offsets and commits; a restarted job resumes from it (QUIVER_CHECKPOINT_LOCATION)",
+        _default_checkpoint(),
+        "where Spark keeps offsets and commits; a restarted job resumes from it",
     )
-    stream.add_argument(
+    option(
+        stream,
         "--trigger",
-        default=default("TRIGGER", "1 second"),
-        help="a micro-batch interval such as '500 milliseconds' or '1 second'; 'available-now' to "
+        "1 second",
+        "a micro-batch interval such as '500 milliseconds' or '1 second'; 'available-now' to "
         "process what the topic holds and stop; or 'realtime' for Spark's real-time mode: long-running "
         "tasks, one per Kafka partition, that pass each record on within milliseconds (flight engine "
-        "only) (QUIVER_TRIGGER)",
+        "only)",
     )
-    stream.add_argument(
+    option(
+        stream,
         "--checkpoint-interval",
-        default=default("CHECKPOINT_INTERVAL", "5 minutes"),
-        help="realtime: how often the query checkpoints its offsets and starts its next real-time batch, "
+        "5 minutes",
+        "realtime: how often the query checkpoints its offsets and starts its next real-time batch, "
         "at least '5 seconds'; each such transition holds the stream for ~0.4 s, and a failure replays at "
-        "most this much (QUIVER_CHECKPOINT_INTERVAL)",
+        "most this much",
     )
-    stream.add_argument(
+    option(
+        stream,
         "--max-restarts",
-        type=int,
-        default=default("MAX_RESTARTS", None),
-        help="times in a row the driver restarts a failed query from its checkpoint, with back-off, before "
+        None,
+        "times in a row the driver restarts a failed query from its checkpoint, with back-off, before "
         "it gives up; a query that made progress starts the count again. Default: 5 with --trigger realtime "
-        "(its tasks are not retried), 0 otherwise (Spark retries each task) (QUIVER_MAX_RESTARTS)",
+        "(its tasks are not retried), 0 otherwise (Spark retries each task)",
+        type=int,
     )
-    stream.add_argument(
+    option(
+        stream,
         "--restart-backoff",
+        "2",
+        "seconds before the first restart, doubling up to a minute",
         type=float,
-        default=default("RESTART_BACKOFF", "2"),
-        help="seconds before the first restart, doubling up to a minute (QUIVER_RESTART_BACKOFF)",
     )
-    stream.add_argument("--app-name", default=default("APP_NAME", "quiver-stream-users"), help="(QUIVER_APP_NAME)")
-    stream.add_argument(
-        "--metrics-addr",
+    option(stream, "--app-name", "quiver-stream-users", "the Spark application's name")
+    option(
+        stream,
+        "--job-metrics-addr",
+        None,
+        "serve the job's own figures (batches, rows in, written, rejected) for Prometheus at "
+        "http://HOST:PORT/metrics, e.g. 127.0.0.1:9466",
         type=_host_port,
-        default=default("JOB_METRICS_ADDR", None),
-        help="serve the job's own figures (batches, rows in, written, rejected) for Prometheus at "
-        "http://HOST:PORT/metrics, e.g. 127.0.0.1:9466 (QUIVER_JOB_METRICS_ADDR)",
     )
     engine = parser.add_argument_group("transformation")
-    engine.add_argument(
+    option(
+        engine,
         "--engine",
+        "flight",
+        "flight: send batches to `quiver serve` over Arrow Flight; inprocess: transform and store them "
+        "inside the executors with quiver's Python module, no network hop",
         choices=ENGINES,
-        default=default("ENGINE", "flight"),
-        help="flight: send batches to `quiver serve` over Arrow Flight; inprocess: transform and store them "
-        "inside the executors with quiver's Python module, no network hop (QUIVER_ENGINE)",
     )
-    engine.add_argument("--pipeline", default=default("PIPELINE", "users"), help="pipeline to run (QUIVER_PIPELINE)")
-    engine.add_argument(
-        "--pipeline-sql",
-        default=default("PIPELINE_SQL", None),
-        help="inprocess: file with the pipeline's SQL over raw_users; by default the repository's "
-        "pipelines/users.sql (QUIVER_PIPELINE_SQL). The flight engine runs the service's pipelines",
+    option(engine, "--pipeline", "users", "pipeline to run")
+    option(
+        engine,
+        "--sql-file",
+        None,
+        "inprocess: file with the pipeline's SQL over raw_users; by default the repository's "
+        "pipelines/users.sql. The flight engine runs the service's pipelines",
     )
     flight = parser.add_argument_group("flight engine")
-    flight.add_argument(
+    option(
+        flight,
         "--flight-endpoint",
-        default=default("FLIGHT_ENDPOINT", "grpc://127.0.0.1:50051"),
-        help="the Flight service, grpc://host:port or grpc+tls://host:port, or several, comma-separated: "
-        "each task starts at one chosen by its Kafka partition and fails over to the next that answers "
-        "(QUIVER_FLIGHT_ENDPOINT)",
+        "grpc://127.0.0.1:50051",
+        "the Flight service, grpc://host:port or grpc+tls://host:port, or several, comma-separated: "
+        "each task starts at one chosen by its Kafka partition and fails over to the next that answers",
     )
-    flight.add_argument(
+    option(
+        flight,
         "--tls-ca-file",
-        default=default("TLS_CA_FILE", None),
-        help="PEM certificate of the CA that signed the service's, for a grpc+tls:// endpoint (QUIVER_TLS_CA_FILE)",
+        None,
+        "PEM certificate of the CA that signed the service's, for a grpc+tls:// endpoint",
     )
-    flight.add_argument(
+    option(
+        flight,
         "--token-file",
-        default=default("TOKEN_FILE", None),
-        help="file holding the Flight bearer token (QUIVER_TOKEN_FILE); "
-        "or set QUIVER_TOKEN. Not a command-line value, so it never shows in `ps`",
+        None,
+        "file holding the Flight bearer token, or set QUIVER_TOKEN to the token itself; not a "
+        "command-line value, so it never shows in `ps`",
     )
-    flight.add_argument(
+    option(
+        flight,
         "--exchange-timeout",
+        "120",
+        "seconds one task may spend on its exchange before it fails and Spark retries it",
         type=float,
-        default=default("EXCHANGE_TIMEOUT", "120"),
-        help="seconds one task may spend on its exchange before it fails and Spark retries it "
-        "(QUIVER_EXCHANGE_TIMEOUT)",
     )
-    flight.add_argument(
+    option(
+        flight,
         "--connect-retry",
+        "30",
+        "seconds a task waits, with back-off, for a Flight service it cannot reach before it fails; "
+        "covers a restart of the service",
         type=float,
-        default=default("CONNECT_RETRY", "30"),
-        help="seconds a task waits, with back-off, for a Flight service it cannot reach before it fails "
-        "(QUIVER_CONNECT_RETRY); covers a restart of the service",
     )
-    flight.add_argument(
+    option(
+        flight,
         "--rt-max-rows",
+        "2000",
+        "realtime: a task sends its rows as soon as it holds this many",
         type=_positive_int,
-        default=default("RT_MAX_ROWS", "2000"),
-        help="realtime: a task sends its rows as soon as it holds this many (QUIVER_RT_MAX_ROWS)",
     )
-    flight.add_argument(
+    option(
+        flight,
         "--rt-linger-ms",
+        "20",
+        "realtime: ... or when its oldest row has waited this many milliseconds, also when no further row arrives",
         type=int,
-        default=default("RT_LINGER_MS", "20"),
-        help="realtime: ... or when its oldest row has waited this many milliseconds, also when no "
-        "further row arrives (QUIVER_RT_LINGER_MS)",
     )
-    flight.add_argument(
+    option(
+        flight,
         "--max-message-mib",
+        "256",
+        "largest Flight message sent or received, in MiB",
         type=_positive_int,
-        default=default("FLIGHT_MAX_MESSAGE_MIB", "256"),
-        help="largest Flight message sent or received, in MiB (QUIVER_FLIGHT_MAX_MESSAGE_MIB)",
     )
     cassandra = parser.add_argument_group("inprocess engine: Cassandra")
-    cassandra.add_argument(
-        "--cassandra-nodes",
-        default=default("CASSANDRA_NODES", "127.0.0.1:9042"),
-        help="contact points, host:port[,host:port] (QUIVER_CASSANDRA_NODES)",
-    )
-    cassandra.add_argument(
+    option(cassandra, "--cassandra-nodes", "127.0.0.1:9042", "contact points, host:port[,host:port]")
+    option(
+        cassandra,
         "--cassandra-keyspace",
-        default=default("CASSANDRA_KEYSPACE", "spark_streams"),
-        help="keyspace of created_users and rejected_users, created if missing (QUIVER_CASSANDRA_KEYSPACE)",
+        "spark_streams",
+        "keyspace of created_users and rejected_users, created if missing",
     )
-    cassandra.add_argument(
+    option(
+        cassandra,
         "--cassandra-replication-factor",
+        "1",
+        "replicas of each row, used when the keyspace is created",
         type=_positive_int,
-        default=default("CASSANDRA_REPLICATION_FACTOR", "1"),
-        help="replicas of each row, used when the keyspace is created (QUIVER_CASSANDRA_REPLICATION_FACTOR)",
     )
-    cassandra.add_argument(
+    option(
+        cassandra,
         "--cassandra-datacenter",
-        default=default("CASSANDRA_DATACENTER", None),
-        help="create the keyspace with NetworkTopologyStrategy in this datacenter and write there first; "
-        "unset: SimpleStrategy (QUIVER_CASSANDRA_DATACENTER)",
+        None,
+        "create the keyspace with NetworkTopologyStrategy in this datacenter and write there first; "
+        "unset: SimpleStrategy",
     )
-    cassandra.add_argument(
-        "--cassandra-consistency",
-        default=default("CASSANDRA_CONSISTENCY", "LOCAL_QUORUM"),
-        help="consistency level of every write (QUIVER_CASSANDRA_CONSISTENCY)",
-    )
-    cassandra.add_argument(
+    option(cassandra, "--cassandra-consistency", "LOCAL_QUORUM", "consistency level of every write")
+    option(
+        cassandra,
         "--cassandra-retry-window",
+        "60",
+        "seconds a write waits, retrying, for Cassandra to come back (a node restart) before the task fails",
         type=float,
-        default=default("CASSANDRA_RETRY_WINDOW", "60"),
-        help="seconds a write waits, retrying, for Cassandra to come back (a node restart) before the "
-        "task fails (QUIVER_CASSANDRA_RETRY_WINDOW)",
     )
-    cassandra.add_argument(
+    option(
+        cassandra,
         "--cassandra-username",
-        default=default("CASSANDRA_USERNAME", None),
-        help="with --cassandra-password-file, when Cassandra requires a login (QUIVER_CASSANDRA_USERNAME)",
+        None,
+        "with --cassandra-password-file, when Cassandra requires a login",
     )
-    cassandra.add_argument(
-        "--cassandra-password-file",
-        default=default("CASSANDRA_PASSWORD_FILE", None),
-        help="file holding the Cassandra password (QUIVER_CASSANDRA_PASSWORD_FILE)",
-    )
+    option(cassandra, "--cassandra-password-file", None, "file holding the Cassandra password")
     return parser
 
 
@@ -366,9 +425,8 @@ def _validate(args: argparse.Namespace, env: dict[str, str]) -> Options:
                 )
         if len(set(endpoints)) < len(endpoints):
             raise OptionsError(f"--flight-endpoint {args.flight_endpoint!r} names an endpoint twice")
-    token = env.get("QUIVER_TOKEN") or None
-    if args.token_file:
-        token = _read_nonempty("--token-file", args.token_file)
+    # A secret's variable wins over its file, as in `quiver serve`.
+    token = env.get("QUIVER_TOKEN") or (_read_nonempty("--token-file", args.token_file) if args.token_file else None)
     if args.exchange_timeout <= 0:
         raise OptionsError("--exchange-timeout must be greater than 0 seconds")
     if args.connect_retry < 0:
@@ -382,21 +440,28 @@ def _validate(args: argparse.Namespace, env: dict[str, str]) -> Options:
             )
         tls_ca = _read_nonempty("--tls-ca-file", args.tls_ca_file).encode()
     pipeline_sql = None
-    if args.pipeline_sql:
+    if args.sql_file:
         if args.engine != "inprocess":
             raise OptionsError(
-                "--pipeline-sql applies to --engine inprocess; the flight engine runs the pipelines "
+                "--sql-file applies to --engine inprocess; the flight engine runs the pipelines "
                 "`quiver serve` was configured with"
             )
-        pipeline_sql = _read_nonempty("--pipeline-sql", args.pipeline_sql)
+        pipeline_sql = _read_nonempty("--sql-file", args.sql_file)
     nodes = tuple(n.strip() for n in args.cassandra_nodes.split(",") if n.strip())
     if not nodes or not all(re.match(r"^[^\s:]+:\d+$", n) for n in nodes):
         raise OptionsError(f"--cassandra-nodes {args.cassandra_nodes!r} is not host:port[,host:port]")
     credentials = None
-    if bool(args.cassandra_username) != bool(args.cassandra_password_file):
-        raise OptionsError("Cassandra credentials need both --cassandra-username and --cassandra-password-file")
+    password = env.get("QUIVER_CASSANDRA_PASSWORD") or (
+        _read_nonempty("--cassandra-password-file", args.cassandra_password_file)
+        if args.cassandra_password_file
+        else None
+    )
+    if bool(args.cassandra_username) != bool(password):
+        raise OptionsError(
+            "Cassandra credentials need both --cassandra-username and a password "
+            "(--cassandra-password-file or QUIVER_CASSANDRA_PASSWORD)"
+        )
     if args.cassandra_username:
-        password = _read_nonempty("--cassandra-password-file", args.cassandra_password_file)
         credentials = (args.cassandra_username, password)
     if args.cassandra_retry_window < 0:
         raise OptionsError("--cassandra-retry-window must be 0 seconds (fail at the first error) or more")
@@ -440,7 +505,7 @@ def _validate(args: argparse.Namespace, env: dict[str, str]) -> Options:
         rt_linger_ms=args.rt_linger_ms,
         max_restarts=max_restarts,
         restart_backoff_s=args.restart_backoff,
-        metrics_addr=args.metrics_addr,
+        metrics_addr=args.job_metrics_addr,
     )
 
 
