@@ -7,6 +7,8 @@ QUIVER_STATE_DIR=${QUIVER_STATE_DIR:-$QUIVER_ROOT/.quiver}
 QUIVER_VENV=$QUIVER_STATE_DIR/venv
 QUIVER_AIRFLOW_VENV=$QUIVER_STATE_DIR/airflow-venv
 export QUIVER_ROOT QUIVER_STATE_DIR QUIVER_VENV QUIVER_AIRFLOW_VENV
+# The dev tooling, the package scripts/quiver_dev, run as `python -m quiver_dev.…`.
+export PYTHONPATH=$QUIVER_ROOT/scripts${PYTHONPATH:+:$PYTHONPATH}
 
 # shellcheck source=versions.env
 set -a

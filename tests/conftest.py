@@ -3,8 +3,6 @@ running `quiver serve`."""
 
 from __future__ import annotations
 
-import os
-import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,13 +10,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import serve_process  # noqa: E402  (scripts/, found through the path set above)
-from serve_process import Serve, free_port  # noqa: E402, F401  (the tests import them from here)
-
-import stack  # noqa: E402
+from quiver_dev import paths, serve_process, stack
+from quiver_dev.paths import ROOT  # noqa: F401  (the tests import it from here)
+from quiver_dev.serve_process import Serve, free_port  # noqa: F401  (the tests import them from here)
 
 
 @pytest.fixture(scope="session")
@@ -33,13 +27,11 @@ def unique_name() -> str:
 
 
 def quiver_bin() -> Path:
-    """The built `quiver` binary: $QUIVER_BIN, else the debug build in $CARGO_TARGET_DIR."""
-    explicit = os.environ.get("QUIVER_BIN")
-    target = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache" / "quiver" / "target"))
-    path = Path(explicit) if explicit else target / "debug" / "quiver"
-    if not path.is_file():
-        pytest.fail(f"the quiver binary is not built at {path}: run `cargo build --workspace` or set QUIVER_BIN")
-    return path
+    """The built `quiver` binary (quiver_dev.paths), a failure when it is missing."""
+    try:
+        return paths.built_quiver_bin()
+    except paths.NotBuilt as error:
+        pytest.fail(str(error))
 
 
 @contextmanager

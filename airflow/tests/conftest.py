@@ -3,27 +3,16 @@ settings, Airflow's environment as the stack runs it, and `airflow dags test`.""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import stack  # noqa: E402  (scripts/stack.py, found through the path set above)
-
-# The project's test helpers (quiver binary, `quiver serve`), loaded under their own name
-# because this folder's conftest is also called `conftest`.
-_spec = importlib.util.spec_from_file_location("quiver_tests", ROOT / "tests" / "conftest.py")
-quiver_tests = importlib.util.module_from_spec(_spec)
-sys.modules["quiver_tests"] = quiver_tests
-_spec.loader.exec_module(quiver_tests)
+from quiver_dev import stack
+from quiver_dev.paths import built_quiver_bin
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +23,7 @@ def settings() -> stack.Settings:
 @pytest.fixture(scope="session")
 def airflow_env(settings: stack.Settings) -> dict[str, str]:
     plain, secret = stack.airflow_env(settings)
-    return {**os.environ, **plain, **secret, "QUIVER_BIN": str(quiver_tests.quiver_bin())}
+    return {**os.environ, **plain, **secret, "QUIVER_BIN": str(built_quiver_bin())}
 
 
 @dataclass

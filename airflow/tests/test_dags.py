@@ -19,8 +19,9 @@ import pytest
 from cassandra.cluster import Cluster
 from confluent_kafka import Consumer, TopicPartition
 
-import stack
-from conftest import quiver_tests
+from quiver_dev import stack
+from quiver_dev.paths import built_quiver_bin
+from quiver_dev.serve_process import free_port, running_serve
 
 DAG_IDS = {"api_to_kafka", "stream_users", "batch_to_postgres", "cassandra_monitor"}
 
@@ -52,7 +53,7 @@ def test_every_dag_imports_without_errors(settings, airflow_env):
 
 def produce(settings: stack.Settings, topic: str, count: int, partitions: int = 1) -> None:
     subprocess.run(
-        [str(quiver_tests.quiver_bin()), "produce", "--source", "synthetic", "--count", str(count)]
+        [str(built_quiver_bin()), "produce", "--source", "synthetic", "--count", str(count)]
         + ["--seed", "11", "--topic", topic, "--partitions", str(partitions)]
         + ["--bootstrap-servers", settings.kafka_bootstrap],
         check=True,
@@ -154,7 +155,7 @@ def test_stream_users_lands_the_topic_in_cassandra(settings, dags_test, tmp_path
     produce(settings, topic, 200, partitions=2)
     env = {**os.environ, "QUIVER_CASSANDRA_NODES": f"{settings.host}:{settings.cassandra_port}"}
     env["QUIVER_CASSANDRA_KEYSPACE"] = keyspace
-    with quiver_tests.running_serve(["--sink", "cassandra"], env, tmp_path / "serve.log") as serve:
+    with running_serve(built_quiver_bin(), ["--sink", "cassandra"], env, tmp_path / "serve.log") as serve:
         conf = {"topic": topic, "flight_endpoint": serve.location, "checkpoint_location": str(tmp_path / "ckpt")}
         run = dags_test("stream_users", conf)
     assert run.ok, run.output[-5000:]
@@ -173,7 +174,7 @@ def test_a_failing_spark_job_fails_the_task_with_its_output(dags_test, tmp_path,
     # Nothing listens there: every exchange fails, Spark gives up on the batch.
     conf = {
         "topic": topic,
-        "flight_endpoint": f"grpc://127.0.0.1:{quiver_tests.free_port()}",
+        "flight_endpoint": f"grpc://127.0.0.1:{free_port()}",
         "checkpoint_location": str(tmp_path / "ckpt"),
     }
     run = dags_test("stream_users", conf)

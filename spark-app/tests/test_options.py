@@ -6,15 +6,13 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import tomllib
 
+from quiver_dev.paths import built_quiver_bin
 from quiver_spark import options
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_defaults_are_the_local_stack():
@@ -254,23 +252,12 @@ def test_a_duration_in_another_form_is_an_error(value):
         duration_seconds(value)
 
 
-def quiver_bin() -> Path:
-    """tests/conftest.py's: the binary of every test that runs it, and a failure, not a
-    skip, when it is not built."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    try:
-        import conftest
-    finally:
-        sys.path.remove(str(ROOT / "tests"))
-    return conftest.quiver_bin()
-
-
 def serve_defaults(folder: Path) -> dict:
     """The [serve] table of `quiver serve --print-config` with no setting: run in an empty
     folder, without the QUIVER_* variables (scripts/test exports the stack's)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("QUIVER_")}
     done = subprocess.run(
-        [str(quiver_bin()), "serve", "--print-config"],
+        [str(built_quiver_bin()), "serve", "--print-config"],
         cwd=folder,
         env=env,
         capture_output=True,

@@ -29,7 +29,8 @@ from pathlib import Path
 
 import pytest
 
-import stack
+from quiver_dev import stack
+from quiver_spark.options import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "compose.yaml"
@@ -227,11 +228,6 @@ def serve_default_port(field: str) -> int:
 
 
 def spark_job_default(option: str) -> str:
-    sys.path.insert(0, str(ROOT / "spark-app" / "src"))
-    try:
-        from quiver_spark.options import build_parser
-    finally:
-        sys.path.pop(0)
     return build_parser({}).get_default(option)
 
 
@@ -328,12 +324,13 @@ def vars_the_code_reads() -> set[str]:
     """QUIVER_* names in the sources, plus those the code builds from a suffix or a key:
     quiver's keys (the table of docs/SETTINGS.md) and the Spark job's flags."""
     sources = [*ROOT.glob("rust/*/src/**/*.rs"), *ROOT.glob("spark-app/src/**/*.py"), *ROOT.glob("airflow/**/*.py")]
-    sources += [p for p in (ROOT / "scripts").iterdir() if p.is_file()] + [ROOT / "tests" / "conftest.py"]
+    sources += [p for p in (ROOT / "scripts").rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    sources += [ROOT / "tests" / "conftest.py"]
     known = set()
     for path in sources:
         known |= set(re.findall(r"QUIVER_[A-Z0-9_]*[A-Z0-9]", path.read_text(errors="replace")))
-    stack_py = (ROOT / "scripts" / "stack.py").read_text()
-    known |= {f"QUIVER_{n}" for n in re.findall(r"_(?:env|port)\(\"([A-Z0-9_]+)\"", stack_py)}
+    stack_settings = (ROOT / "scripts" / "quiver_dev" / "stack" / "__init__.py").read_text()
+    known |= {f"QUIVER_{n}" for n in re.findall(r"_(?:env|port)\(\"([A-Z0-9_]+)\"", stack_settings)}
     options = (ROOT / "spark-app" / "src" / "quiver_spark" / "options.py").read_text()
     known |= {key_var(flag) for flag in re.findall(r"\"--([a-z0-9-]+)\"", options)}
     keys = re.findall(r"^\| `([a-z][a-z0-9-]*)` \|", SETTINGS_DOC.read_text(), re.M) if SETTINGS_DOC.is_file() else []

@@ -21,7 +21,7 @@ from test_faults import Stream, killed_for, run_fault
 from test_stream import wait_for
 
 import conftest
-import stack
+from quiver_dev import stack
 
 
 @pytest.fixture(scope="module")

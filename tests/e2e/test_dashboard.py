@@ -24,11 +24,11 @@ from selenium.common.exceptions import JavascriptException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from spark_job import stop_job
 from test_stream import _produce_bad_records, produce_users, start_stream
 
 import conftest
-import stack
+from quiver_dev import stack
+from quiver_dev.spark_job import stop_job
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

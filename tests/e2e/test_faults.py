@@ -23,14 +23,13 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-import machine
 import pytest
-from spark_job import stop_job
 from test_stream import produce_users, read_topic, start_stream, wait_for
 
 import conftest
-import stack
 from conftest import ROOT, Serve
+from quiver_dev import machine, stack
+from quiver_dev.spark_job import stop_job
 
 RATE = 2000
 USERS = 120_000

@@ -19,12 +19,12 @@ import urllib.parse
 import urllib.request
 
 import pytest
-from spark_job import stop_job
 from test_stream import produce_users, start_stream
 
 import conftest
-import stack
 from conftest import ROOT
+from quiver_dev import stack
+from quiver_dev.spark_job import stop_job
 
 DASHBOARD = ROOT / "monitoring" / "grafana" / "dashboards" / "quiver.json"
 PROMETHEUS_CONFIG = ROOT / "monitoring" / "prometheus" / "prometheus.yml"

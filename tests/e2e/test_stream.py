@@ -24,10 +24,10 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer
-from spark_job import stop_job
 
 import conftest
 from conftest import ROOT
+from quiver_dev.spark_job import stop_job
 
 USERS = 3000
 SEED = 424242

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 import quiver
-from bench_seed_job import users_select
+from quiver_dev.bench.seed_job import users_select
 from records import kafka_batch, user
 
 

@@ -132,8 +132,8 @@ def test_as_root_postgres_runs_from_a_state_folder_inside_a_private_one(scratch_
 
 
 def _check(state, *args, **env):
-    """scripts/stack.py check on the system's Python, as set-up runs it before anything is
-    installed."""
+    """`python3 -m quiver_dev.stack check` on the system's Python, as set-up runs it before
+    anything is installed."""
     # Every port of the stack's components and of quiver serve free, so that check looks at
     # these only, beside a running stack.
     defaults = stack.Settings(state=state)
@@ -142,8 +142,16 @@ def _check(state, *args, **env):
     free["QUIVER_FLIGHT_LISTEN"] = f"127.0.0.1:{free_port()}"
     free["QUIVER_HTTP_LISTEN"] = f"127.0.0.1:{free_port()}"
     return subprocess.run(
-        ["/usr/bin/python3", str(ROOT / "scripts" / "stack.py"), "check", *args],
-        env={"PATH": os.environ["PATH"], "HOME": os.environ["HOME"], "QUIVER_STATE_DIR": str(state), **free, **env},
+        ["/usr/bin/python3", "-m", "quiver_dev.stack", "check", *args],
+        env={
+            "PATH": os.environ["PATH"],
+            "HOME": os.environ["HOME"],
+            # What scripts/lib.sh exports for set-up.
+            "PYTHONPATH": str(ROOT / "scripts"),
+            "QUIVER_STATE_DIR": str(state),
+            **free,
+            **env,
+        },
         capture_output=True,
         text=True,
         timeout=60,

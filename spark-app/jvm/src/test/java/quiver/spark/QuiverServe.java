@@ -17,7 +17,7 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * A real {@code quiver serve --sink none} as a child process on free loopback ports, once its
- * /healthz answers; stopped by its Process handle (stop(), kill()). Mirrors scripts/serve_process.py.
+ * /healthz answers; stopped by its Process handle (stop(), kill()). Mirrors scripts/quiver_dev/serve_process.py.
  */
 final class QuiverServe {
   private static final Duration STARTUP = Duration.ofSeconds(60);

@@ -5,7 +5,7 @@ running: Kafka → Spark standalone → transformation → Cassandra. Run it thr
 For each variant (`realtime`: the job in Spark's real-time mode with its JVM writer and a
 release `quiver serve`; `flight`: micro-batches through the same service; `inprocess`:
 micro-batches transformed and written in the executors; `seed`: the seed-style job of
-scripts/bench_seed_job.py) it starts the streaming job on a new topic and keyspace, then:
+quiver_dev/bench/seed_job.py) it starts the streaming job on a new topic and keyspace, then:
 
 1. warm-up: 2,000 users, waited for in Cassandra (executors and Python workers started);
 2. throughput: --users users produced at full speed; sustained throughput is those users
@@ -39,11 +39,9 @@ from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import machine
-from serve_process import running_serve
-from spark_job import stop_job
-
-import stack
+from quiver_dev import machine, paths, stack
+from quiver_dev.serve_process import running_serve
+from quiver_dev.spark_job import stop_job
 
 ROOT = stack.ROOT
 VARIANTS = ("realtime", "flight", "inprocess", "seed")
@@ -78,8 +76,7 @@ class Bench:
     def __init__(self, args: argparse.Namespace, settings: stack.Settings):
         self.args = args
         self.s = settings
-        target = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache" / "quiver" / "target"))
-        self.quiver = target / "release" / "quiver"
+        self.quiver = paths.target_dir() / "release" / "quiver"
         self.cassandra = f"{settings.host}:{settings.cassandra_port}"
         self.logs = settings.state / "logs" / "bench-e2e"
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -181,7 +178,7 @@ class Bench:
         submit = [str(ROOT / "scripts" / "spark-submit")]
         if variant == "seed":
             seed = ["--cassandra-nodes", self.cassandra, "--keyspace", keyspace]
-            return [*submit, str(ROOT / "scripts" / "bench_seed_job.py"), *common, *seed]
+            return [*submit, str(ROOT / "scripts" / "quiver_dev" / "bench" / "seed_job.py"), *common, *seed]
         if variant == "inprocess":
             engine = ["--engine", "inprocess", "--cassandra-nodes", self.cassandra, "--cassandra-keyspace", keyspace]
         else:

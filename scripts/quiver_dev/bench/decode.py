@@ -4,7 +4,7 @@ pins this process to CPU 0 with taskset; the JVM that pyspark starts inherits th
 
 - quiver: the release `quiver` module, `Engine().process("users", batch)` on a Kafka-shaped
   Arrow batch: simd-json decode into Arrow, then the DataFusion plan of pipelines/users.sql.
-- spark: pyspark `local[1]`, the from_json + select of scripts/bench_seed_job.py (the baseline
+- spark: pyspark `local[1]`, the from_json + select of quiver_dev/bench/seed_job.py (the baseline
   of the end-to-end benchmark) plus processed_at, over the same batch as a cached DataFrame,
   evaluated in full by a `noop` write.
 
@@ -33,17 +33,17 @@ import time
 from pathlib import Path
 
 import pyarrow as pa
-from machine import cpu_model
 
 import quiver
-from bench_seed_job import users_select
+from quiver_dev import paths
+from quiver_dev.bench.seed_job import users_select
+from quiver_dev.machine import cpu_model
 
 FIRST_TIMESTAMP_MS = 1_700_000_000_000
 
 
 def synthetic_lines(seed: int, count: int) -> list[bytes]:
-    target = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache" / "quiver" / "target"))
-    generator = target / "release" / "examples" / "synthetic"
+    generator = paths.target_dir() / "release" / "examples" / "synthetic"
     if not generator.is_file():
         raise SystemExit(
             f"the synthetic generator is missing ({generator}): "

@@ -15,9 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-import machine
-
-import stack
+from quiver_dev import machine, stack
 
 
 def _du_mib(path: Path) -> float:

@@ -2,7 +2,7 @@
 (two tasks, nothing to do) after one warm-up, with the Python worker pids of each job to
 show whether workers are reused.
 
-    scripts/spark-submit scripts/bench_spark_floor.py [--jobs 10]
+    scripts/spark-submit scripts/quiver_dev/bench/spark_floor.py [--jobs 10]
 
 What the streaming job pays on every micro-batch before quiver does any work; results in
 docs/BENCHMARKS.md.

@@ -31,9 +31,9 @@ from pathlib import Path
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
-from serve_process import running_serve
 
-import stack
+from quiver_dev import paths, stack
+from quiver_dev.serve_process import running_serve
 
 ROOT = stack.ROOT
 # Polled inside the page: true once every panel a person looks at first has data.
@@ -94,8 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
     s = stack.Settings()
-    target = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache" / "quiver" / "target"))
-    quiver = target / "release" / "quiver"
+    quiver = paths.target_dir() / "release" / "quiver"
     if not quiver.is_file():
         parser.error(f"the release binary is missing ({quiver}): scripts/bench dashboard builds it")
     logs = s.logs("bench-dashboard")

@@ -42,12 +42,13 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 import pyarrow as pa
-from bench_decode import kafka_batch, synthetic_lines
-from machine import cpu_model
 from pyarrow import flight
-from serve_process import running_serve
 
 import quiver
+from quiver_dev import paths
+from quiver_dev.bench.decode import kafka_batch, synthetic_lines
+from quiver_dev.machine import cpu_model
+from quiver_dev.serve_process import running_serve
 from quiver_spark import quiver_pb2
 from quiver_spark.exchange import Target, exchange, read_acks
 
@@ -159,8 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--shapes: {error}")
     if args.rounds < 1 or args.warmup < 0 or args.slices < 1:
         parser.error("--rounds and --slices need at least 1, --warmup at least 0")
-    target_dir = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache" / "quiver" / "target"))
-    binary = target_dir / "release" / "quiver"
+    binary = paths.target_dir() / "release" / "quiver"
     if not binary.is_file():
         parser.error(f"the release binary is missing ({binary}): scripts/bench hop builds it")
 

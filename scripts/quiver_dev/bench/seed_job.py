@@ -5,7 +5,7 @@ select; each micro-batch is written from the executors with the Python Cassandra
 Cassandra connector has no Spark 4 release. Same table and columns as quiver's pipeline,
 so the two runs are measured the same way.
 
-    scripts/spark-submit scripts/bench_seed_job.py --topic T --keyspace K [--trigger '0 seconds']
+    scripts/spark-submit scripts/quiver_dev/bench/seed_job.py --topic T --keyspace K [--trigger '0 seconds']
 """
 
 from __future__ import annotations

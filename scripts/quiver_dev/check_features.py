@@ -3,7 +3,7 @@ shared dependency than `cargo build --workspace` does. Each such crate, and ever
 built on it (all of DataFusion), would then be compiled twice. The fix is to add the
 printed features to rust/quiver-workspace-hack/Cargo.toml.
 
-    python scripts/check_features.py
+    PYTHONPATH=scripts python -m quiver_dev.check_features   (scripts/test runs it)
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from quiver_dev.paths import ROOT
+
 # Workspace crates may differ: they are small, and quiver-source's randomuser client is
 # only for the binary.
 OWN = re.compile(r"^quiver(-[a-z-]+)?$")

@@ -45,7 +45,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from quiver_dev import paths
+from quiver_dev.paths import ROOT
+
 # Partitions of a topic made by `scripts/stack topic` (compose.yaml's kafka-init makes the same).
 TOPIC_PARTITIONS = 4
 
@@ -950,9 +952,6 @@ def airflow_env(s: Settings) -> tuple[dict[str, str], dict[str, str]]:
         _write(s.airflow_passwords_file, json.dumps({s.airflow_user: secrets.token_urlsafe(18)}) + "\n", 0o600)
     password = s.postgres_password()
     db = f"{s.postgres_user}:{password}@{s.host}:{s.postgres_port}"
-    quiver_bin = os.environ.get("QUIVER_BIN") or str(
-        Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache" / "quiver" / "target")) / "debug" / "quiver"
-    )
     plain = {
         "AIRFLOW_HOME": str(s.data("airflow")),
         "AIRFLOW__CORE__DAGS_FOLDER": str(AIRFLOW_DAGS),
@@ -976,7 +975,7 @@ def airflow_env(s: Settings) -> tuple[dict[str, str], dict[str, str]]:
         "AIRFLOW__LOGGING__DAG_PROCESSOR_CHILD_PROCESS_LOG_DIRECTORY": str(s.logs("airflow-dag-processor")),
         # What the DAGs run: the quiver binary, and spark-submit of the Spark side's
         # pyspark (Airflow's own pyspark is the thin client's twin, without the cluster conf).
-        "QUIVER_BIN": quiver_bin,
+        "QUIVER_BIN": str(paths.quiver_bin()),
         "QUIVER_SPARK_KAFKA_JARS": ",".join(s.spark_kafka_jars),
         "PATH": f"{s.spark_home / 'bin'}:{s.airflow_venv / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}",
         **spark_env(s),
@@ -1624,7 +1623,7 @@ def preflight(s: Settings, serve: bool) -> list[str]:
                 f"Spark and the build {_gib(_MEMORY_BESIDE_HEAPS)}): "
                 "free memory, or give the JVMs less, e.g. QUIVER_KAFKA_HEAP=512m QUIVER_CASSANDRA_HEAP=1g"
             )
-    target = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache" / "quiver" / "target"))
+    target = paths.target_dir()
     needs: dict[int, tuple[Path, int]] = {}
     for path, size in (
         (s.state, _DISK_DATA + (0 if s.venv.is_dir() else _DISK_INSTALL)),
@@ -1904,7 +1903,3 @@ def main(argv: list[str] | None = None) -> int:
     except StackError as error:
         _say(f"error: {error}")
         return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -25,11 +25,9 @@ from contextlib import ExitStack, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import machine
-from serve_process import running_serve
-from spark_job import stop_job
-
-import stack
+from quiver_dev import machine, paths, stack
+from quiver_dev.serve_process import running_serve
+from quiver_dev.spark_job import stop_job
 
 ROOT = stack.ROOT
 EXECUTOR_CLASS = "org.apache.spark.executor.CoarseGrainedExecutorBackend"
@@ -83,8 +81,7 @@ def app_id(s: stack.Settings, name: str) -> str | None:
 
 
 def run(args: argparse.Namespace, s: stack.Settings) -> Soak:
-    target = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache" / "quiver" / "target"))
-    quiver = Path(os.environ.get("QUIVER_BIN", target / "debug" / "quiver"))
+    quiver = paths.quiver_bin()
     if not quiver.is_file():
         raise SystemExit(f"the quiver binary is missing ({quiver}): cargo build --workspace, or set QUIVER_BIN")
     name = f"soak_{uuid.uuid4().hex[:8]}"
