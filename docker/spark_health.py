@@ -1,5 +1,5 @@
 """Healthcheck of the compose stack's Spark containers, the same answers the local stack
-waits for (scripts/quiver_dev/stack): the master's JSON status is ALIVE; a worker is listed ALIVE
+waits for (scripts/quiver_dev/stack/spark.py): the master's JSON status is ALIVE; a worker is listed ALIVE
 by the master; a driver's UI lists its application.
 
     python3 spark_health.py master|worker|driver

@@ -329,7 +329,7 @@ def vars_the_code_reads() -> set[str]:
     known = set()
     for path in sources:
         known |= set(re.findall(r"QUIVER_[A-Z0-9_]*[A-Z0-9]", path.read_text(errors="replace")))
-    stack_settings = (ROOT / "scripts" / "quiver_dev" / "stack" / "__init__.py").read_text()
+    stack_settings = (ROOT / "scripts" / "quiver_dev" / "stack" / "settings.py").read_text()
     known |= {f"QUIVER_{n}" for n in re.findall(r"_(?:env|port)\(\"([A-Z0-9_]+)\"", stack_settings)}
     options = (ROOT / "spark-app" / "src" / "quiver_spark" / "options.py").read_text()
     known |= {key_var(flag) for flag in re.findall(r"\"--([a-z0-9-]+)\"", options)}
