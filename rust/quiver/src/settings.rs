@@ -306,7 +306,10 @@ fn file_layer<T: Layered>(path: &Path, warnings: &mut Vec<String>) -> Result<tom
     for (key, value) in raw {
         match value {
             // `[serve.cassandra] nodes = …` is the earlier form of `cassandra-nodes = …`.
-            toml::Value::Table(inner) if !known.contains(&key) => {
+            toml::Value::Table(inner)
+                if !known.contains(&key)
+                    && known.iter().any(|k| k.starts_with(&format!("{key}-"))) =>
+            {
                 for (k, v) in inner {
                     entries.push((format!("[{table}.{key}] {k}"), format!("{key}-{k}"), v));
                 }
@@ -644,6 +647,16 @@ mod tests {
             );
             assert!(err.contains("[serve], [produce], [batch]"), "{err}");
         }
+        // A sub-table is read as the earlier form of prefixed keys only where such keys exist.
+        let f = file("[serve.window]\nrows = 5\n[serve.sauce]\nx = 1\n");
+        let err = format!(
+            "{:#}",
+            load(Some(f.path()), Probe::default(), &env(&[])).unwrap_err()
+        );
+        assert!(err.contains("unknown field `sauce`"), "{err}");
+        let f = file("[serve.window]\nrows = 5\n");
+        let loaded = load(Some(f.path()), Probe::default(), &env(&[])).unwrap();
+        assert_eq!(loaded.settings.window_rows, Some(5));
     }
 
     #[test]
