@@ -76,7 +76,7 @@ def memory_mib(job: subprocess.Popen, serve_pid: int | None, app_id: str | None)
 
 def app_id(s: stack.Settings, name: str) -> str | None:
     """The id of the running Spark application called `name`, from the master."""
-    master = stack._http_json(f"http://{s.host}:{s.spark_master_ui_port}/json/")
+    master = stack.http_json(f"http://{s.host}:{s.spark_master_ui_port}/json/")
     return next((app["id"] for app in master.get("activeapps", []) if app.get("name") == name), None)
 
 

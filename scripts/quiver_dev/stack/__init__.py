@@ -10,7 +10,7 @@ from quiver_dev.paths import ROOT
 from quiver_dev.stack.airflow import airflow_env, airflow_password
 from quiver_dev.stack.commands import cmd_topic, stack_env
 from quiver_dev.stack.components import by_name, components, groups
-from quiver_dev.stack.process import _http_json
+from quiver_dev.stack.process import http_json
 from quiver_dev.stack.prometheus import (
     JOB_METRICS_PORT,
     PRODUCE_METRICS_PORT,
@@ -31,7 +31,7 @@ __all__ = [
     "Settings",
     "StackError",
     "Supervisor",
-    "_http_json",
+    "http_json",
     "airflow_env",
     "airflow_password",
     "by_name",

@@ -28,7 +28,6 @@ import argparse
 import sys
 
 from quiver_dev.stack.commands import (
-    _say,
     choose_nodes,
     cmd_airflow,
     cmd_check,
@@ -39,6 +38,7 @@ from quiver_dev.stack.commands import (
     cmd_status,
     cmd_topic,
     cmd_up,
+    say,
 )
 from quiver_dev.stack.components import by_name, components, groups
 from quiver_dev.stack.settings import TOPIC_PARTITIONS, Settings, StackError
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_topic(s, args.name, args.partitions)
         return cmd_env(s)
     except StackError as error:
-        _say(f"error: {error}")
+        say(f"error: {error}")
         return 1
 
 

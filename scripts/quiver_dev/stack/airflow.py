@@ -18,8 +18,8 @@ from pathlib import Path
 
 from quiver_dev import paths
 from quiver_dev.paths import ROOT
-from quiver_dev.stack.postgres import _postgres_connect
-from quiver_dev.stack.process import _http_json, _launcher, _sh_quote, _write
+from quiver_dev.stack.postgres import postgres_connect
+from quiver_dev.stack.process import http_json, launcher, sh_quote, write
 from quiver_dev.stack.settings import Settings, StackError
 from quiver_dev.stack.spark import spark_env
 
@@ -29,7 +29,7 @@ AIRFLOW_DAGS = ROOT / "airflow" / "dags"
 def _secret(path: Path, make: Callable[[], str]) -> str:
     """The secret kept in `path`, made (mode 0600) on first use."""
     if not path.exists():
-        _write(path, make() + "\n", 0o600)
+        write(path, make() + "\n", 0o600)
     return path.read_text().strip()
 
 
@@ -44,7 +44,7 @@ def airflow_env(s: Settings) -> tuple[dict[str, str], dict[str, str]]:
     secrets_dir = s.state / "secrets"
     if not s.airflow_passwords_file.exists():
         # Airflow's simple auth manager reads this file; no default password exists.
-        _write(s.airflow_passwords_file, json.dumps({s.airflow_user: secrets.token_urlsafe(18)}) + "\n", 0o600)
+        write(s.airflow_passwords_file, json.dumps({s.airflow_user: secrets.token_urlsafe(18)}) + "\n", 0o600)
     password = s.postgres_password()
     db = f"{s.postgres_user}:{password}@{s.host}:{s.postgres_port}"
     plain = {
@@ -94,8 +94,8 @@ def airflow_env(s: Settings) -> tuple[dict[str, str], dict[str, str]]:
 
 def airflow_write_env(s: Settings) -> tuple[dict[str, str], Path]:
     plain, secret = airflow_env(s)
-    env_file = _write(
-        s.state / "secrets" / "airflow.env", "".join(f"{k}={_sh_quote(v)}\n" for k, v in secret.items()), 0o600
+    env_file = write(
+        s.state / "secrets" / "airflow.env", "".join(f"{k}={sh_quote(v)}\n" for k, v in secret.items()), 0o600
     )
     return plain, env_file
 
@@ -104,7 +104,7 @@ def airflow_api_server_prepare(s: Settings) -> Path:
     airflow = s.airflow_venv / "bin" / "airflow"
     if not airflow.exists():
         raise StackError(f"Airflow is not installed ({s.airflow_venv}): run scripts/setup")
-    with _postgres_connect(s, "postgres") as conn:
+    with postgres_connect(s, "postgres") as conn:
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (s.airflow_db,)).fetchone():
             conn.execute(f'CREATE DATABASE "{s.airflow_db}"')
     plain, secret = airflow_env(s)
@@ -120,11 +120,11 @@ def airflow_api_server_prepare(s: Settings) -> Path:
 
 def _airflow_launcher(s: Settings, name: str, args: list[str]) -> Path:
     plain, env_file = airflow_write_env(s)
-    return _launcher(s, name, plain, [str(s.airflow_venv / "bin" / "airflow"), *args], secret_env=env_file)
+    return launcher(s, name, plain, [str(s.airflow_venv / "bin" / "airflow"), *args], secret_env=env_file)
 
 
 def _airflow_health(s: Settings) -> dict:
-    return _http_json(f"{s.airflow_url}/api/v2/monitor/health")
+    return http_json(f"{s.airflow_url}/api/v2/monitor/health")
 
 
 def airflow_api_server_healthy(s: Settings) -> str:
@@ -145,7 +145,7 @@ def airflow_api_server_healthy(s: Settings) -> str:
     return f"Airflow {version}, signed in as {s.airflow_user}"
 
 
-def _airflow_heartbeat(part: str) -> Callable[[Settings], str]:
+def airflow_heartbeat(part: str) -> Callable[[Settings], str]:
     def healthy(s: Settings) -> str:
         status = _airflow_health(s).get(part) or {}
         if status.get("status") != "healthy":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from quiver_dev.stack.process import _java, _launcher, _write
+from quiver_dev.stack.process import java_bin, launcher, write
 from quiver_dev.stack.prometheus import jmx_agent
 from quiver_dev.stack.settings import Settings, StackError, node_name
 
@@ -120,8 +120,8 @@ def cassandra_prepare(s: Settings, node: int = 0) -> Path:
         "disk_optimization_strategy: ssd",
         "",
     ]
-    yaml = _write(conf / "cassandra.yaml", "\n".join(yaml_lines))
-    logback = _write(
+    yaml = write(conf / "cassandra.yaml", "\n".join(yaml_lines))
+    logback = write(
         conf / "logback.xml",
         "<configuration>\n"
         '  <appender name="STDOUT" class="ch.qos.logback.core.ConsoleAppender">\n'
@@ -133,12 +133,12 @@ def cassandra_prepare(s: Settings, node: int = 0) -> Path:
     jamm = sorted(lib.glob("jamm-*.jar"))
     if not jamm:
         raise StackError(f"jamm is missing from {lib} (Cassandra measures memory with it): run scripts/setup")
-    return _launcher(
+    return launcher(
         s,
         name,
         {"CASSANDRA_CONF": str(conf)},
         [
-            _java(),
+            java_bin(),
             "-server",
             f"-Xms{s.cassandra_heap}",
             f"-Xmx{s.cassandra_heap}",

@@ -46,7 +46,7 @@ def _who_listens(port: int) -> str:
     return f" ({found[1]}, pid {found[2]})" if found else ""
 
 
-def _check_ports(s: Settings, sup: Supervisor, wanted: list[str]) -> None:
+def check_ports(s: Settings, sup: Supervisor, wanted: list[str]) -> None:
     supervised = sup.running()
     starting = [name for name in wanted if not (supervised and sup.info(name)["statename"] == "RUNNING")]
     taken = _taken_ports(s, starting)

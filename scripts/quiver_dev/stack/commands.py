@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 
 from quiver_dev.stack.airflow import airflow_env
-from quiver_dev.stack.checks import _check_ports, preflight
-from quiver_dev.stack.components import Component, _by_kind, _expand, _members, by_name, components
+from quiver_dev.stack.checks import check_ports, preflight
+from quiver_dev.stack.components import Component, by_kind, by_name, components, expand, members
 from quiver_dev.stack.postgres import postgres_dirs
-from quiver_dev.stack.process import _sh_quote, _write
+from quiver_dev.stack.process import sh_quote, write
 from quiver_dev.stack.prometheus import SPARK_DRIVER_UI_PORT
 from quiver_dev.stack.settings import Settings, StackError
 from quiver_dev.stack.spark import spark_env, spark_write_conf
@@ -28,7 +28,7 @@ def _tail(path: Path, lines: int) -> str:
         return b"\n".join(f.read().splitlines()[-lines:]).decode(errors="replace")
 
 
-def _say(message: str) -> None:
+def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
@@ -53,17 +53,17 @@ def choose_nodes(s: Settings, nodes: int | None) -> Settings:
     if nodes != s.nodes:
         # supervisord knows the other profile's programs: start it afresh.
         sup.shutdown()
-    _write(s.nodes_file, f"{nodes}\n")
+    write(s.nodes_file, f"{nodes}\n")
     return Settings()
 
 
 def cmd_up(s: Settings, names: list[str]) -> int:
-    wanted = _expand(s, names)
+    wanted = expand(s, names)
     known = by_name(s)
     sup = Supervisor(s)
     began = time.monotonic()
     # Before anything starts, so a taken port leaves nothing half-started.
-    _check_ports(s, sup, wanted)
+    check_ports(s, sup, wanted)
     sup.ensure_started()
     started: list[str] = []
     try:
@@ -72,7 +72,7 @@ def cmd_up(s: Settings, names: list[str]) -> int:
             t0 = time.monotonic()
             if sup.info(name)["statename"] == "RUNNING":
                 try:
-                    _say(f"  {name:<21} already up: {c.healthy(s)}")
+                    say(f"  {name:<21} already up: {c.healthy(s)}")
                     continue
                 except Exception:  # noqa: BLE001 - running but not answering: restart it below
                     sup.stop(name)
@@ -82,25 +82,23 @@ def cmd_up(s: Settings, names: list[str]) -> int:
             summary = _wait_healthy(s, sup, c)
             if c.after_start:
                 c.after_start(s)
-            _say(f"  {name:<21} up in {time.monotonic() - t0:5.1f} s: {summary}")
+            say(f"  {name:<21} up in {time.monotonic() - t0:5.1f} s: {summary}")
     except (StackError, subprocess.CalledProcessError, OSError) as error:
-        _say(f"error: {error}")
+        say(f"error: {error}")
         for name in reversed(started):
             sup.stop(name)
         if not any(sup.info(c.name)["statename"] == "RUNNING" for c in components(s)):
             sup.shutdown()
-        _say("stopped what this 'up' had started")
+        say("stopped what this 'up' had started")
         return 1
-    _say(
-        f"stack up in {time.monotonic() - began:.1f} s; 'scripts/stack status' shows it, 'scripts/stack down' stops it"
-    )
+    say(f"stack up in {time.monotonic() - began:.1f} s; 'scripts/stack status' shows it, 'scripts/stack down' stops it")
     return 0
 
 
 def cmd_check(s: Settings, serve: bool) -> int:
     problems = preflight(s, serve)
     for problem in problems:
-        _say(f"error: {problem}")
+        say(f"error: {problem}")
     return 1 if problems else 0
 
 
@@ -128,30 +126,30 @@ def _wait_healthy(s: Settings, sup: Supervisor, c: Component) -> str:
 def cmd_down(s: Settings, names: list[str]) -> int:
     sup = Supervisor(s)
     if not sup.running():
-        _say("the stack is not running")
+        say("the stack is not running")
         return 0
 
     def stop(together: list[str]) -> None:
         t0 = time.monotonic()
         sup.stop(*together)
         for name in together:
-            _say(f"  {name:<21} stopped in {time.monotonic() - t0:4.1f} s")
+            say(f"  {name:<21} stopped in {time.monotonic() - t0:4.1f} s")
 
     if names:
         # Only these (a component taken down for a while, as the fault tests do); the
         # rest, and those that need them, keep running. `up NAME` starts it again.
         for name in names:
-            stop(_members(s, name))
+            stop(members(s, name))
         return 0
     # A cluster's nodes of one kind stop together: the last Kafka broker to stop alone has
     # no quorum of controllers left to shut down cleanly with, and waits to be killed.
     running = [c for c in components(s) if sup.info(c.name)["statename"] in ("RUNNING", "STARTING")]
-    for together in reversed(_by_kind(running).values()):
+    for together in reversed(by_kind(running).values()):
         stop(together)
     sup.shutdown()
     # The next 'up' starts a single node unless told --nodes again.
     s.nodes_file.unlink(missing_ok=True)
-    _say("stack down")
+    say("stack down")
     return 0
 
 
@@ -192,7 +190,7 @@ def cmd_status(s: Settings) -> int:
 
 
 def cmd_logs(s: Settings, name: str | None, follow: bool, lines: int) -> int:
-    names = _expand(s, [name]) if name else [c.name for c in components(s)]
+    names = expand(s, [name]) if name else [c.name for c in components(s)]
     if follow:
         files = [str(s.log_file(n)) for n in names]
         return subprocess.call(["tail", "-n", str(lines), "-F", *files])
@@ -207,12 +205,12 @@ def cmd_topic(s: Settings, name: str, partitions: int) -> int:
 
     admin = AdminClient({"bootstrap.servers": s.kafka_bootstrap})
     if name in admin.list_topics(timeout=5).topics:
-        _say(f"topic {name} exists")
+        say(f"topic {name} exists")
         return 0
     topic = NewTopic(name, num_partitions=partitions, replication_factor=s.replication_factor)
     admin.create_topics([topic])[name].result(timeout=30)
     replicas = f", {s.replication_factor} replicas each" if s.replication_factor > 1 else ""
-    _say(f"topic {name} created with {partitions} partitions{replicas}")
+    say(f"topic {name} created with {partitions} partitions{replicas}")
     return 0
 
 
@@ -257,7 +255,7 @@ def cluster_env(s: Settings) -> dict[str, str]:
 
 def cmd_env(s: Settings) -> int:
     for k, v in stack_env(s).items():
-        print(f"export {k}={_sh_quote(v)}")
+        print(f"export {k}={sh_quote(v)}")
     return 0
 
 
@@ -279,6 +277,6 @@ def cmd_airflow(s: Settings, args: list[str]) -> int:
             raise StackError(f"Airflow is not installed ({s.airflow_venv}): run scripts/setup")
         plain, secret = airflow_env(s)
     except (StackError, OSError) as error:
-        _say(f"error: {error}")
+        say(f"error: {error}")
         return 1
     os.execve(airflow, [str(airflow), *args], {**os.environ, **plain, **secret})

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from quiver_dev.stack.airflow import (
-    _airflow_heartbeat,
     airflow_api_server_healthy,
     airflow_api_server_prepare,
     airflow_dag_processor_prepare,
+    airflow_heartbeat,
     airflow_scheduler_prepare,
 )
 from quiver_dev.stack.cassandra import cassandra_healthy, cassandra_ports, cassandra_prepare
@@ -113,7 +113,7 @@ def components(s: Settings) -> list[Component]:
             "airflow-scheduler",
             lambda s: {},
             airflow_scheduler_prepare,
-            _airflow_heartbeat("scheduler"),
+            airflow_heartbeat("scheduler"),
             120,
             optional=True,
         ),
@@ -121,7 +121,7 @@ def components(s: Settings) -> list[Component]:
             "airflow-dag-processor",
             lambda s: {},
             airflow_dag_processor_prepare,
-            _airflow_heartbeat("dag_processor"),
+            airflow_heartbeat("dag_processor"),
             120,
             optional=True,
         ),
@@ -132,7 +132,7 @@ def by_name(s: Settings) -> dict[str, Component]:
     return {c.name: c for c in components(s)}
 
 
-def _by_kind(components: list[Component]) -> dict[str, list[str]]:
+def by_kind(components: list[Component]) -> dict[str, list[str]]:
     """The components' names, kind by kind, in start order."""
     kinds: dict[str, list[str]] = {}
     for c in components:
@@ -143,7 +143,7 @@ def _by_kind(components: list[Component]) -> dict[str, list[str]]:
 def groups(s: Settings) -> dict[str, list[str]]:
     """Short names that start several components: in a cluster, 'kafka', 'cassandra' and
     'spark-worker' name all their nodes."""
-    kinds = _by_kind(components(s))
+    kinds = by_kind(components(s))
     return {
         **{kind: names for kind, names in kinds.items() if names != [kind]},
         "spark": ["spark-master", *kinds["spark-worker"]],
@@ -165,20 +165,20 @@ REQUIRES = {
 }
 
 
-def _members(s: Settings, name: str) -> list[str]:
+def members(s: Settings, name: str) -> list[str]:
     """The components a name given on the command line stands for."""
     known, named = by_name(s), groups(s)
-    members = named.get(name, [name])
-    if any(member not in known for member in members):
+    chosen = named.get(name, [name])
+    if any(member not in known for member in chosen):
         raise StackError(f"unknown component '{name}': choose from {', '.join([*known, *named])}")
-    return members
+    return chosen
 
 
-def _expand(s: Settings, names: list[str]) -> list[str]:
+def expand(s: Settings, names: list[str]) -> list[str]:
     known = by_name(s)
     wanted: list[str] = []
     for name in names or [c.name for c in known.values() if not c.optional]:
-        for member in _members(s, name):
+        for member in members(s, name):
             for needed in [*REQUIRES.get(known[member].kind, []), member]:
                 if needed not in wanted:
                     wanted.append(needed)

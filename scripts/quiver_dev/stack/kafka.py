@@ -8,7 +8,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from quiver_dev.stack.process import _java, _launcher, _write
+from quiver_dev.stack.process import java_bin, launcher, write
 from quiver_dev.stack.prometheus import jmx_agent
 from quiver_dev.stack.settings import Settings, StackError, node_name
 
@@ -53,8 +53,8 @@ def kafka_prepare(s: Settings, node: int = 0) -> Path:
         "auto.create.topics.enable": "false",
         "log.retention.hours": "24",
     }
-    server_properties = _write(conf / "server.properties", "".join(f"{k}={v}\n" for k, v in props.items()))
-    log4j = _write(
+    server_properties = write(conf / "server.properties", "".join(f"{k}={v}\n" for k, v in props.items()))
+    log4j = write(
         conf / "log4j2.properties",
         "\n".join(
             [
@@ -78,7 +78,7 @@ def kafka_prepare(s: Settings, node: int = 0) -> Path:
         data.mkdir(parents=True, exist_ok=True)
         formatted = subprocess.run(
             [
-                _java(),
+                java_bin(),
                 f"-Dlog4j2.configurationFile={log4j}",
                 "-cp",
                 classpath,
@@ -94,12 +94,12 @@ def kafka_prepare(s: Settings, node: int = 0) -> Path:
         )
         if formatted.returncode != 0:
             raise StackError(f"formatting Kafka's storage in {data} failed:\n{formatted.stdout}{formatted.stderr}")
-    return _launcher(
+    return launcher(
         s,
         name,
         {"LOG_DIR": str(s.logs(name))},
         [
-            _java(),
+            java_bin(),
             "-server",
             f"-Xms{s.kafka_heap}",
             f"-Xmx{s.kafka_heap}",
@@ -126,7 +126,7 @@ def _kafka_cluster_id(s: Settings, node: int) -> str:
         return new
     kept = s.state / "data" / "kafka-cluster.id"
     if not kept.exists():
-        _write(kept, new + "\n")
+        write(kept, new + "\n")
     return kept.read_text().strip()
 
 

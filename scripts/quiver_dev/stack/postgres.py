@@ -9,7 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from quiver_dev.stack.process import _launcher, _write
+from quiver_dev.stack.process import launcher, write
 from quiver_dev.stack.settings import Settings, StackError
 
 
@@ -58,10 +58,10 @@ def postgres_prepare(s: Settings) -> Path:
     if not (data / "PG_VERSION").exists():
         password_file = s.postgres_password_file
         if not os.environ.get("QUIVER_POSTGRES_PASSWORD") and not password_file.exists():
-            _write(password_file, secrets.token_urlsafe(24) + "\n", 0o600)
+            write(password_file, secrets.token_urlsafe(24) + "\n", 0o600)
         # initdb reads the password from a file the postgres user can open; remove it after.
         pwfile = sockets / "initdb-password"
-        _write(pwfile, s.postgres_password() + "\n", 0o600)
+        write(pwfile, s.postgres_password() + "\n", 0o600)
         if owner:
             shutil.chown(pwfile, "postgres", "postgres")
         try:
@@ -87,7 +87,7 @@ def postgres_prepare(s: Settings) -> Path:
             pwfile.unlink(missing_ok=True)
         if init.returncode != 0:
             raise StackError(f"initdb in {data} failed:\n{init.stdout}{init.stderr}")
-    return _launcher(
+    return launcher(
         s,
         "postgres",
         {},
@@ -111,7 +111,7 @@ def postgres_prepare(s: Settings) -> Path:
     )
 
 
-def _postgres_connect(s: Settings, dbname: str):
+def postgres_connect(s: Settings, dbname: str):
     import psycopg
 
     return psycopg.connect(
@@ -126,13 +126,13 @@ def _postgres_connect(s: Settings, dbname: str):
 
 
 def postgres_healthy(s: Settings) -> str:
-    with _postgres_connect(s, "postgres") as conn:
+    with postgres_connect(s, "postgres") as conn:
         version = conn.execute("SHOW server_version").fetchone()[0]
     return f"PostgreSQL {version}"
 
 
 def postgres_after_start(s: Settings) -> None:
-    with _postgres_connect(s, "postgres") as conn:
+    with postgres_connect(s, "postgres") as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (s.postgres_db,)).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{s.postgres_db}"')

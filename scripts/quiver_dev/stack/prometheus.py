@@ -8,7 +8,7 @@ import urllib.request
 from pathlib import Path
 
 from quiver_dev.paths import ROOT
-from quiver_dev.stack.process import _http_json, _launcher, _write
+from quiver_dev.stack.process import http_json, launcher, write
 from quiver_dev.stack.settings import Settings, StackError
 
 MONITORING = ROOT / "monitoring"
@@ -56,10 +56,10 @@ def prometheus_prepare(s: Settings) -> Path:
     if not PROMETHEUS.is_file():
         raise StackError(f"Prometheus is not installed ({PROMETHEUS}): run scripts/setup")
     conf = s.run / "prometheus"
-    config = _write(conf / "prometheus.yml", (MONITORING / "prometheus" / "prometheus.yml").read_text())
+    config = write(conf / "prometheus.yml", (MONITORING / "prometheus" / "prometheus.yml").read_text())
     for job, targets in prometheus_targets(s).items():
-        _write(conf / "targets" / f"{job}.json", json.dumps([{"targets": targets}]) + "\n")
-    return _launcher(
+        write(conf / "targets" / f"{job}.json", json.dumps([{"targets": targets}]) + "\n")
+    return launcher(
         s,
         "prometheus",
         {},
@@ -76,6 +76,6 @@ def prometheus_prepare(s: Settings) -> Path:
 def prometheus_healthy(s: Settings) -> str:
     with urllib.request.urlopen(f"http://{s.host}:{s.prometheus_port}/-/ready", timeout=2) as response:
         response.read()
-    targets = _http_json(f"http://{s.host}:{s.prometheus_port}/api/v1/targets?state=active")["data"]["activeTargets"]
+    targets = http_json(f"http://{s.host}:{s.prometheus_port}/api/v1/targets?state=active")["data"]["activeTargets"]
     up = sorted(t["labels"]["job"] for t in targets if t["health"] == "up")
     return f"scraping {len(up)} of {len(targets)} targets up ({', '.join(up) or 'none yet'})"

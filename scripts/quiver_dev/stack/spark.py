@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from quiver_dev.stack.process import _http_json, _launcher, _write
+from quiver_dev.stack.process import http_json, launcher, write
 from quiver_dev.stack.prometheus import MONITORING
 from quiver_dev.stack.settings import Settings, StackError, node_name
 
@@ -52,9 +52,9 @@ def spark_write_conf(s: Settings) -> None:
         "spark.ui.retainedStages": "100",
         "spark.sql.ui.retainedExecutions": "100",
     }
-    _write(s.spark_conf_dir / "spark-defaults.conf", "".join(f"{k} {v}\n" for k, v in defaults.items()))
-    _write(s.spark_conf_dir / "metrics.properties", (MONITORING / "spark" / "metrics.properties").read_text())
-    _write(
+    write(s.spark_conf_dir / "spark-defaults.conf", "".join(f"{k} {v}\n" for k, v in defaults.items()))
+    write(s.spark_conf_dir / "metrics.properties", (MONITORING / "spark" / "metrics.properties").read_text())
+    write(
         s.spark_conf_dir / "log4j2.properties",
         "\n".join(
             [
@@ -80,7 +80,7 @@ def spark_write_conf(s: Settings) -> None:
 
 def spark_master_prepare(s: Settings) -> Path:
     spark_write_conf(s)
-    return _launcher(
+    return launcher(
         s,
         "spark-master",
         spark_env(s),
@@ -98,7 +98,7 @@ def spark_master_prepare(s: Settings) -> Path:
 
 
 def spark_master_healthy(s: Settings) -> str:
-    state = _http_json(f"http://{s.host}:{s.spark_master_ui_port}/json/")
+    state = http_json(f"http://{s.host}:{s.spark_master_ui_port}/json/")
     if state.get("status") != "ALIVE":
         raise StackError(f"master status is {state.get('status')}")
     return f"{state.get('aliveworkers', 0)} alive workers"
@@ -109,7 +109,7 @@ def spark_worker_prepare(s: Settings, node: int = 0) -> Path:
     name, host = node_name("spark-worker", node), s.node_host(node)
     work_dir = s.data(name)
     work_dir.mkdir(parents=True, exist_ok=True)
-    return _launcher(
+    return launcher(
         s,
         name,
         {**spark_env(s), "SPARK_LOCAL_IP": host, "SPARK_WORKER_DIR": str(work_dir)},
@@ -132,8 +132,8 @@ def spark_worker_prepare(s: Settings, node: int = 0) -> Path:
 
 
 def spark_worker_healthy(s: Settings, node: int = 0) -> str:
-    worker = _http_json(f"http://{s.node_host(node)}:{s.spark_worker_ui_port}/json/")
-    master = _http_json(f"http://{s.host}:{s.spark_master_ui_port}/json/")
+    worker = http_json(f"http://{s.node_host(node)}:{s.spark_worker_ui_port}/json/")
+    master = http_json(f"http://{s.host}:{s.spark_master_ui_port}/json/")
     alive = [w for w in master.get("workers", []) if w.get("state") == "ALIVE" and w.get("id") == worker.get("id")]
     if not alive:
         raise StackError("the worker is not registered with the master yet")

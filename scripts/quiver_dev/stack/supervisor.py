@@ -10,7 +10,7 @@ import xmlrpc.client
 from pathlib import Path
 
 from quiver_dev.stack.components import components
-from quiver_dev.stack.process import _write, launcher_folder
+from quiver_dev.stack.process import launcher_folder, write
 from quiver_dev.stack.settings import Settings, StackError
 
 
@@ -69,7 +69,7 @@ class Supervisor:
             if c.run_as_postgres and os.geteuid() == 0:
                 sections.append("user=postgres")
             sections.append("")
-        _write(self.conf, "\n".join(sections))
+        write(self.conf, "\n".join(sections))
 
     def proxy(self):
         from supervisor.xmlrpc import SupervisorTransport
