@@ -1,22 +1,9 @@
-"""randomuser-shaped records and Kafka-shaped Arrow batches of them, for the tests that
-feed the pipeline from Python."""
+"""randomuser-shaped records for the tests that feed the pipeline from Python (their
+Kafka-shaped batches: quiver_dev.kafka_batch)."""
 
 from __future__ import annotations
 
 import json
-
-import pyarrow as pa
-
-KAFKA_SCHEMA = pa.schema(
-    [
-        ("key", pa.binary()),
-        ("value", pa.binary()),
-        ("topic", pa.string()),
-        ("partition", pa.int32()),
-        ("offset", pa.int64()),
-        ("timestamp", pa.timestamp("ms", tz="UTC")),
-    ]
-)
 
 
 def user(i: int, nat: str = "GB") -> dict:
@@ -42,21 +29,6 @@ def user(i: int, nat: str = "GB") -> dict:
         "picture": {"large": "l.jpg", "medium": f"m{i}.jpg", "thumbnail": "t.jpg"},
         "nat": nat,
     }
-
-
-def kafka_batch(values: list[bytes | None], first_offset: int = 0) -> pa.RecordBatch:
-    n = len(values)
-    return pa.RecordBatch.from_arrays(
-        [
-            pa.array([None] * n, pa.binary()),
-            pa.array(values, pa.binary()),
-            pa.array(["users_created"] * n, pa.string()),
-            pa.array([0] * n, pa.int32()),
-            pa.array(range(first_offset, first_offset + n), pa.int64()),
-            pa.array([1_700_000_000_000 + k for k in range(n)], pa.timestamp("ms", tz="UTC")),
-        ],
-        schema=KAFKA_SCHEMA,
-    )
 
 
 def good_values(n: int, start: int = 0) -> list[bytes | None]:

@@ -17,8 +17,9 @@ import pyarrow.flight as flight
 import pytest
 
 from conftest import Serve, running_serve
+from quiver_dev.kafka_batch import KAFKA_SCHEMA, kafka_batch
 from quiver_spark.quiver_pb2 import BatchAck, ExchangeCommand, SqlQuery
-from records import KAFKA_SCHEMA, good_values, kafka_batch
+from records import good_values
 
 
 def exchange_command(pipeline: str, return_rows: bool = False) -> bytes:

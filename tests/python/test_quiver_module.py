@@ -15,7 +15,8 @@ import pyarrow as pa
 import pytest
 
 import quiver
-from records import kafka_batch, user
+from quiver_dev.kafka_batch import kafka_batch
+from records import user
 
 
 def batch_of(users: list[dict], extra: list[bytes | None] = ()) -> pa.RecordBatch:

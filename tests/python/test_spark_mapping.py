@@ -13,7 +13,8 @@ import pytest
 
 import quiver
 from quiver_dev.bench.seed_job import users_select
-from records import kafka_batch, user
+from quiver_dev.kafka_batch import kafka_batch
+from records import user
 
 
 @pytest.fixture(scope="module")

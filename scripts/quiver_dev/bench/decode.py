@@ -37,9 +37,8 @@ import pyarrow as pa
 import quiver
 from quiver_dev import paths
 from quiver_dev.bench.seed_job import users_select
+from quiver_dev.kafka_batch import kafka_batch
 from quiver_dev.machine import cpu_model
-
-FIRST_TIMESTAMP_MS = 1_700_000_000_000
 
 
 def synthetic_lines(seed: int, count: int) -> list[bytes]:
@@ -54,22 +53,6 @@ def synthetic_lines(seed: int, count: int) -> list[bytes]:
     if len(lines) != count:
         raise SystemExit(f"{generator} printed {len(lines)} records, not {count}")
     return lines
-
-
-def kafka_batch(schema: pa.Schema, values: list[bytes]) -> pa.RecordBatch:
-    n = len(values)
-    keys = [json.loads(v)["login"]["uuid"].encode() for v in values]
-    return pa.RecordBatch.from_arrays(
-        [
-            pa.array(keys, pa.binary()),
-            pa.array(values, pa.binary()),
-            pa.array(["users_created"] * n, pa.string()),
-            pa.array([0] * n, pa.int32()),
-            pa.array(range(n), pa.int64()),
-            pa.array([FIRST_TIMESTAMP_MS + k for k in range(n)], pa.timestamp("ms", tz="UTC")),
-        ],
-        schema=schema,
-    )
 
 
 def spark_session():
@@ -147,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = synthetic_lines(args.seed, max(sizes))
     engine = quiver.Engine()
     schema = engine.input_schema("users")
-    batches = {n: kafka_batch(schema, lines[:n]) for n in sizes}
+    keys = [json.loads(v)["login"]["uuid"].encode() for v in lines]
+    batches = {n: kafka_batch(lines[:n], keys=keys[:n], schema=schema) for n in sizes}
     quiver_rounds = {}
     for n, batch in batches.items():
         processed = engine.process("users", batch)
