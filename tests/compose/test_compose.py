@@ -28,8 +28,10 @@ from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
+import tomllib
 
-from quiver_dev import stack
+from quiver_dev import paths, stack
+from quiver_dev.stack import spark
 from quiver_spark.options import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -220,11 +222,13 @@ def defaults(tmp_path_factory: pytest.TempPathFactory) -> stack.Settings:
         return stack.Settings()
 
 
-def serve_default_port(field: str) -> int:
-    source = (ROOT / "rust" / "quiver" / "src" / "serve.rs").read_text()
-    found = re.search(rf"{field}: (?:Some\()?\(\[127, 0, 0, 1\], (\d+)\)\.into\(\)", source)
-    assert found, f"the default of {field} is no longer where tests/compose reads it (rust/quiver/src/serve.rs)"
-    return int(found.group(1))
+def serve_default_port(key: str) -> int:
+    """The port of `quiver serve`'s default address `key` (flight-listen, http-listen)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUIVER_")}
+    printed = subprocess.run(
+        [str(paths.built_quiver_bin()), "serve", "--print-config"], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    return int(tomllib.loads(printed)["serve"][key].rpartition(":")[2])
 
 
 def spark_job_default(option: str) -> str:
@@ -705,8 +709,8 @@ def expected_ports(defaults: stack.Settings) -> dict[tuple[str, int], int]:
         ("postgres", 5432): defaults.postgres_port,
         ("spark-master", 7077): defaults.spark_master_port,
         ("spark-master", 9090): defaults.spark_master_ui_port,
-        ("quiver-serve", 50051): serve_default_port("flight_listen"),
-        ("quiver-serve", 9464): serve_default_port("http_listen"),
+        ("quiver-serve", 50051): serve_default_port("flight-listen"),
+        ("quiver-serve", 9464): serve_default_port("http-listen"),
         ("prometheus", 9090): defaults.prometheus_port,
         **COMPOSE_ONLY_PORTS,
     }
@@ -731,14 +735,14 @@ def test_port_problems_are_found() -> None:
 
 def test_addresses_name_services_and_the_local_stack_ports(services: dict, defaults: stack.Settings) -> None:
     assert loopback_in_environment(services) == []
-    flight = serve_default_port("flight_listen")
+    flight = serve_default_port("flight-listen")
     want = {
         "QUIVER_BOOTSTRAP_SERVERS": f"kafka:{defaults.kafka_port}",
         "QUIVER_CASSANDRA_NODES": f"cassandra:{defaults.cassandra_port}",
         "QUIVER_FLIGHT_ENDPOINT": f"grpc://quiver-serve:{flight}",
         "QUIVER_SPARK_MASTER": f"spark://spark-master:{defaults.spark_master_port}",
         "QUIVER_FLIGHT_LISTEN": f"0.0.0.0:{flight}",
-        "QUIVER_HTTP_LISTEN": f"0.0.0.0:{serve_default_port('http_listen')}",
+        "QUIVER_HTTP_LISTEN": f"0.0.0.0:{serve_default_port('http-listen')}",
         "AIRFLOW_CONN_SPARK_DEFAULT": f"spark://spark-master:{defaults.spark_master_port}",
     }
     seen = {(n, k): v for n, s in services.items() for k, v in (s.get("environment") or {}).items() if k in want}
@@ -750,6 +754,36 @@ def test_loopback_addresses_are_found() -> None:
     services = {"a": {"environment": {"X": "localhost:9092", "Y": "kafka:9092"}}, "kafka": {"environment": {}}}
     assert loopback_in_environment(services) == [
         "a: X=localhost:9092 names the container's own loopback; use a service name"
+    ]
+
+
+def spark_conf(text: str) -> dict[str, str]:
+    """A spark-defaults.conf: `key value` lines, comments left out."""
+    lines = [line.split(None, 1) for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    return {key: value.strip() for key, value in lines}
+
+
+def spark_defaults_drift(local: dict[str, str], compose: dict[str, str]) -> list[str]:
+    """Spark settings the two stacks should share but do not."""
+    return [
+        f"{key} is {compose.get(key, 'unset')} in docker/spark-defaults.conf "
+        f"but {local.get(key, 'unset')} on the local stack"
+        for key in sorted((set(local) | set(compose)) - set(spark.PER_STACK_SETTINGS))
+        if local.get(key) != compose.get(key)
+    ]
+
+
+def test_spark_defaults_match_the_local_stack(defaults: stack.Settings) -> None:
+    local = spark.spark_defaults(defaults, ["spark-sql-kafka.jar"])
+    assert spark_defaults_drift(local, spark_conf((DOCKER / "spark-defaults.conf").read_text())) == []
+
+
+def test_spark_defaults_drift_is_found() -> None:
+    local = {"spark.master": "spark://127.0.0.1:7077", "spark.ui.retainedJobs": "100"}
+    compose = {"spark.master": "spark://spark-master:7077", "spark.ui.retainedJobs": "1000", "spark.x": "1"}
+    assert spark_defaults_drift(local, compose) == [
+        "spark.ui.retainedJobs is 1000 in docker/spark-defaults.conf but 100 on the local stack",
+        "spark.x is 1 in docker/spark-defaults.conf but unset on the local stack",
     ]
 
 

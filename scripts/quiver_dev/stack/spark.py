@@ -23,14 +23,20 @@ def spark_env(s: Settings) -> dict[str, str]:
     }
 
 
-def spark_write_conf(s: Settings) -> None:
-    jars = s.spark_kafka_jars
-    if not jars:
-        raise StackError(f"Spark's Kafka connector jars are missing ({s.spark_kafka_lib}): run scripts/setup")
-    if not s.spark_writer_jar.is_file():
-        raise StackError(f"the Spark job's JVM writer is missing ({s.spark_writer_jar}): run scripts/setup")
-    jars.append(str(s.spark_writer_jar))
-    defaults = {
+# Where the local stack and the compose stack differ by nature (docker/spark-defaults.conf
+# holds the compose stack's); every other setting is the same in both, which a test checks.
+PER_STACK_SETTINGS = (
+    "spark.master",
+    "spark.jars",
+    "spark.pyspark.python",
+    "spark.driver.host",
+    "spark.driver.bindAddress",
+)
+
+
+def spark_defaults(s: Settings, jars: list[str]) -> dict[str, str]:
+    """The stack's spark-defaults.conf: the daemons' and spark-submit's settings."""
+    return {
         "spark.master": s.spark_master_url,
         "spark.jars": ",".join(jars),
         "spark.pyspark.python": str(s.venv / "bin" / "python"),
@@ -52,6 +58,15 @@ def spark_write_conf(s: Settings) -> None:
         "spark.ui.retainedStages": "100",
         "spark.sql.ui.retainedExecutions": "100",
     }
+
+
+def spark_write_conf(s: Settings) -> None:
+    jars = s.spark_kafka_jars
+    if not jars:
+        raise StackError(f"Spark's Kafka connector jars are missing ({s.spark_kafka_lib}): run scripts/setup")
+    if not s.spark_writer_jar.is_file():
+        raise StackError(f"the Spark job's JVM writer is missing ({s.spark_writer_jar}): run scripts/setup")
+    defaults = spark_defaults(s, [*jars, str(s.spark_writer_jar)])
     write(s.spark_conf_dir / "spark-defaults.conf", "".join(f"{k} {v}\n" for k, v in defaults.items()))
     write(s.spark_conf_dir / "metrics.properties", (MONITORING / "spark" / "metrics.properties").read_text())
     write(
