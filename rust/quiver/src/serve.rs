@@ -193,8 +193,8 @@ struct PipelineSettings {
 }
 
 /// The loaded settings with the dashboard's links checked (a file's links have not been
-/// through `Link::parse_list`), and the folder relative paths are read from.
-fn checked(loaded: settings::Loaded<Settings>) -> Result<(Settings, PathBuf)> {
+/// through `Link::parse_list`).
+fn checked(loaded: settings::Loaded<Settings>) -> Result<Settings> {
     let mut s = loaded.settings;
     if let Some(Links(links)) = s.dashboard_links.take() {
         let links = links
@@ -204,10 +204,10 @@ fn checked(loaded: settings::Loaded<Settings>) -> Result<(Settings, PathBuf)> {
             .map_err(|e| anyhow::anyhow!("dashboard-links (QUIVER_DASHBOARD_LINKS): {e}"))?;
         s.dashboard_links = Some(Links(links));
     }
-    Ok((s, loaded.folder))
+    Ok(s)
 }
 
-fn pipeline_specs(s: &Settings, base: &Path) -> Result<Vec<PipelineSpec>> {
+fn pipeline_specs(s: &Settings) -> Result<Vec<PipelineSpec>> {
     let mut specs = match s.pipelines.as_deref() {
         None | Some([]) => vec![PipelineSpec::users()],
         Some(pipelines) => pipelines
@@ -217,9 +217,8 @@ fn pipeline_specs(s: &Settings, base: &Path) -> Result<Vec<PipelineSpec>> {
                     &p.name,
                     quiver_core::pipeline::USERS_SQL,
                 )),
-                Some(file) => {
-                    let path = base.join(file);
-                    let sql = std::fs::read_to_string(&path).with_context(|| {
+                Some(path) => {
+                    let sql = std::fs::read_to_string(path).with_context(|| {
                         format!(
                             "reading the SQL of pipeline `{}` from {}",
                             p.name,
@@ -303,8 +302,8 @@ async fn serve(args: Args) -> Result<()> {
         return Ok(());
     };
     let env = settings::environment();
-    let (settings, base) = checked(loaded)?;
-    let specs = pipeline_specs(&settings, &base)?;
+    let settings = checked(loaded)?;
+    let specs = pipeline_specs(&settings)?;
     let window_rows = defaulted(settings.window_rows);
     let engine = Arc::new(
         Engine::new(specs, window_rows)
@@ -486,7 +485,7 @@ mod tests {
             .collect()
     }
 
-    fn load(config: Option<PathBuf>, flags: Settings, env: &Env) -> Result<(Settings, PathBuf)> {
+    fn load(config: Option<PathBuf>, flags: Settings, env: &Env) -> Result<Settings> {
         checked(settings::load(config.as_deref(), flags, env)?)
     }
 
@@ -508,7 +507,7 @@ mod tests {
 
     #[test]
     fn defaults_bind_loopback_and_need_no_file() {
-        let (s, _) = load(None, Settings::default(), &env(&[])).unwrap();
+        let s = load(None, Settings::default(), &env(&[])).unwrap();
         assert_eq!(defaulted(s.flight_listen).to_string(), "127.0.0.1:50051");
         assert_eq!(defaulted(s.http_listen).to_string(), "127.0.0.1:9464");
         assert_eq!(s.sink, Some(SinkKind::Cassandra));
@@ -534,7 +533,7 @@ mod tests {
             ("QUIVER_CASSANDRA_RETRY_WINDOW", "2.5"),
         ]);
         let flags = settings::flags(&["--flight-listen", "127.0.0.1:7000"]).unwrap();
-        let (s, _) = load(Some(file), flags, &env).unwrap();
+        let s = load(Some(file), flags, &env).unwrap();
         assert_eq!(s.sink, Some(SinkKind::None));
         assert_eq!(s.window_rows, Some(5));
         assert_eq!(s.cassandra_keyspace.as_deref(), Some("from_env"));
@@ -566,7 +565,7 @@ mod tests {
         assert_eq!(s.cassandra_keyspace.as_deref(), Some("ks"));
         assert_eq!(s.cassandra_retry_window, Some(Duration::from_millis(1500)));
         let pipeline = &s.pipelines.as_ref().unwrap()[0];
-        assert_eq!(pipeline.sql_file.as_deref(), Some(Path::new("users.sql")));
+        assert_eq!(pipeline.sql_file, Some(dir.join("users.sql")));
         let warnings = loaded.warnings.join("\n");
         for expected in [
             "[serve] window_rows is an old spelling: write `window-rows`",
@@ -587,7 +586,7 @@ mod tests {
     fn tls_needs_a_certificate_and_a_key_that_parse() {
         let scratch = scratch();
         let dir = scratch.path();
-        let (s, _) = load(
+        let s = load(
             None,
             Settings::default(),
             &env(&[("QUIVER_TLS_CERT_FILE", "/x/cert.pem")]),
@@ -603,10 +602,10 @@ mod tests {
             "quiver.toml",
             &format!("[serve]\ntls-cert-file = {cert:?}\ntls-key-file = {key:?}\n"),
         );
-        let (s, _) = load(Some(file), Settings::default(), &env(&[])).unwrap();
+        let s = load(Some(file), Settings::default(), &env(&[])).unwrap();
         let err = format!("{:#}", tls(&s).unwrap_err());
         assert!(err.contains("cert.pem") && err.contains("PEM"), "{err}");
-        let (s, _) = load(None, Settings::default(), &env(&[])).unwrap();
+        let s = load(None, Settings::default(), &env(&[])).unwrap();
         assert!(tls(&s).unwrap().is_none());
     }
 
@@ -649,8 +648,8 @@ mod tests {
             "quiver.toml",
             "[serve]\nsink = \"none\"\n[[serve.pipelines]]\nname = \"mine\"\nsql-file = \"mine.sql\"\n",
         );
-        let (s, base) = load(Some(file), Settings::default(), &env(&[])).unwrap();
-        let specs = pipeline_specs(&s, &base).unwrap();
+        let s = load(Some(file), Settings::default(), &env(&[])).unwrap();
+        let specs = pipeline_specs(&s).unwrap();
         assert_eq!(specs[0].name, "mine");
         assert!(specs[0].sql.contains("login_uuid AS id"));
         assert!(specs[0].sinks.is_empty());
@@ -660,8 +659,8 @@ mod tests {
             "missing.toml",
             "[[serve.pipelines]]\nname = \"x\"\nsql-file = \"nope.sql\"\n",
         );
-        let (s, base) = load(Some(missing), Settings::default(), &env(&[])).unwrap();
-        let err = pipeline_specs(&s, &base).unwrap_err();
+        let s = load(Some(missing), Settings::default(), &env(&[])).unwrap();
+        let err = pipeline_specs(&s).unwrap_err();
         assert!(format!("{err:#}").contains("nope.sql"), "{err:#}");
     }
 
@@ -675,14 +674,14 @@ mod tests {
             "[serve]\nbootstrap-servers = \"k1:9092\"\n\
              [[serve.dashboard-links]]\nname = \"Spark UI\"\nurl = \"http://127.0.0.1:9090\"\n",
         );
-        let (s, _) = load(Some(file.clone()), Settings::default(), &env(&[])).unwrap();
+        let s = load(Some(file.clone()), Settings::default(), &env(&[])).unwrap();
         assert_eq!(s.bootstrap_servers.as_deref(), Some("k1:9092"));
         assert_eq!(s.dashboard_links.unwrap().0[0].name, "Spark UI");
         let vars = env(&[
             ("QUIVER_BOOTSTRAP_SERVERS", "k2:9092"),
             ("QUIVER_DASHBOARD_LINKS", "Airflow=http://127.0.0.1:8080"),
         ]);
-        let (s, _) = load(Some(file), Settings::default(), &vars).unwrap();
+        let s = load(Some(file), Settings::default(), &vars).unwrap();
         assert_eq!(s.bootstrap_servers.as_deref(), Some("k2:9092"));
         assert_eq!(s.dashboard_links.unwrap().0[0].url, "http://127.0.0.1:8080");
 

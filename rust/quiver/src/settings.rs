@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// The tables a config file may hold, one per subcommand that has settings.
-pub const TABLES: [&str; 3] = ["serve", "produce", "batch"];
+const TABLES: [&str; 3] = ["serve", "produce", "batch"];
 
 /// A subcommand's settings: one struct, one field per key, every field optional.
 pub trait Layered:
@@ -74,8 +74,6 @@ pub struct ConfigArgs {
 #[derive(Debug)]
 pub struct Loaded<T> {
     pub settings: T,
-    /// The config file's folder, against which relative paths in it are read.
-    pub folder: PathBuf,
     /// Old spellings that were used, each naming the new one.
     pub warnings: Vec<String>,
 }
@@ -107,7 +105,7 @@ pub fn environment() -> BTreeMap<String, String> {
 }
 
 /// The environment variable of `key`: `QUIVER_` and the key in upper case, `-` as `_`.
-pub fn env_name(key: &str) -> String {
+fn env_name(key: &str) -> String {
     format!("QUIVER_{}", key.to_ascii_uppercase().replace('-', "_"))
 }
 
@@ -119,28 +117,19 @@ pub fn load<T: Layered>(
 ) -> Result<Loaded<T>> {
     let mut warnings = Vec::new();
     let mut merged = table_of(&T::defaults())?;
-    let folder = match config {
-        Some(path) => {
-            let file = file_layer::<T>(path, &mut warnings)?;
-            over::<T>(&mut merged, file);
-            path.parent().map(Path::to_path_buf).unwrap_or_default()
-        }
-        None => PathBuf::from("."),
-    };
+    if let Some(path) = config {
+        over::<T>(&mut merged, file_layer::<T>(path, &mut warnings)?);
+    }
     over::<T>(&mut merged, table_of(&env_layer::<T>(env, &mut warnings)?)?);
     over::<T>(&mut merged, table_of(&flags)?);
     let settings = toml::Value::Table(merged)
         .try_into()
         .context("merging the settings' layers")?;
-    Ok(Loaded {
-        settings,
-        folder,
-        warnings,
-    })
+    Ok(Loaded { settings, warnings })
 }
 
 /// `settings` as the config file's table, for `--print-config`.
-pub fn render<T: Layered>(settings: &T) -> Result<String> {
+fn render<T: Layered>(settings: &T) -> Result<String> {
     let mut file = toml::Table::new();
     file.insert(T::TABLE.into(), toml::Value::Table(table_of(settings)?));
     Ok(toml::to_string(&file)?)
@@ -331,6 +320,7 @@ fn file_layer<T: Layered>(path: &Path, warnings: &mut Vec<String>) -> Result<tom
             None => (kebab, value),
         };
         kebab_nested_keys(&mut value, &format!("[{table}] {new}"), &file, warnings);
+        from_folder(&new, &mut value, path.parent().unwrap_or(Path::new("")));
         if written != format!("[{table}] {new}") && known.contains(&new) {
             warnings.push(format!(
                 "config file {file}: {written} is an old spelling: write `{new}` in [{table}] (the old one still works in this release)"
@@ -347,6 +337,28 @@ fn file_layer<T: Layered>(path: &Path, warnings: &mut Vec<String>) -> Result<tom
         .try_into::<T>()
         .with_context(|| format!("config file {file}: [{table}] is invalid"))?;
     Ok(layer)
+}
+
+/// A key ending in `-file` names a file: written relative in a config file, it is read from
+/// the file's folder, wherever the program runs (in a list of tables too).
+fn from_folder(key: &str, value: &mut toml::Value, folder: &Path) {
+    match value {
+        toml::Value::String(file)
+            if key.ends_with("-file") && Path::new(file.as_str()).is_relative() =>
+        {
+            *file = folder.join(file.as_str()).to_string_lossy().into_owned();
+        }
+        toml::Value::Array(items) => {
+            for item in items {
+                if let toml::Value::Table(table) = item {
+                    for (k, v) in table.iter_mut() {
+                        from_folder(k, v, folder);
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Keys of the tables in a list of tables (`[[serve.pipelines]] sql_file`), in kebab-case.
@@ -527,6 +539,8 @@ mod tests {
         count: Option<u64>,
         #[arg(long)]
         duration: Option<u64>,
+        #[arg(long)]
+        token_file: Option<PathBuf>,
     }
 
     impl Layered for Probe {
@@ -674,6 +688,32 @@ mod tests {
         let empty = file("  \n");
         let err = secret(&env(&[]), "QUIVER_TOKEN", Some(empty.path()), "token").unwrap_err();
         assert!(err.to_string().contains("is empty"), "{err}");
+    }
+
+    #[test]
+    fn a_relative_file_in_a_config_file_is_read_from_its_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("quiver.toml");
+        std::fs::write(&path, "[serve]\ntoken-file = \"secrets/token\"\n").unwrap();
+        let loaded = load(Some(&path), Probe::default(), &env(&[])).unwrap();
+        assert_eq!(
+            loaded.settings.token_file,
+            Some(dir.path().join("secrets/token"))
+        );
+        std::fs::write(&path, "[serve]\ntoken-file = \"/abs/token\"\n").unwrap();
+        let loaded = load(Some(&path), Probe::default(), &env(&[])).unwrap();
+        assert_eq!(
+            loaded.settings.token_file,
+            Some(PathBuf::from("/abs/token"))
+        );
+        // From the command line or the environment, a path is the working directory's.
+        let loaded = load(
+            Some(&path),
+            Probe::default(),
+            &env(&[("QUIVER_TOKEN_FILE", "t")]),
+        )
+        .unwrap();
+        assert_eq!(loaded.settings.token_file, Some(PathBuf::from("t")));
     }
 
     #[test]
