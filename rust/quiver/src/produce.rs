@@ -625,7 +625,7 @@ mod tests {
     }
 
     #[test]
-    fn every_key_is_in_the_settings_table() {
+    fn every_key_and_its_default_is_in_the_settings_table() {
         crate::settings::assert_documented::<Settings>();
     }
 

@@ -187,27 +187,54 @@ pub fn flags<T: Layered>(args: &[&str]) -> std::result::Result<T, clap::Error> {
     T::from_arg_matches(&command::<T>().try_get_matches_from(args)?)
 }
 
-/// Checks that docs/SETTINGS.md's table marks exactly `T`'s keys in `T`'s column.
+/// Checks that docs/SETTINGS.md's table marks exactly `T`'s keys in `T`'s column, and
+/// gives each key that `T` has a default for that default.
 #[cfg(test)]
 pub fn assert_documented<T: Layered>() {
     let doc = include_str!("../../../docs/SETTINGS.md");
-    let header = doc
+    let section = doc
+        .split("\n## ")
+        .find(|s| s.starts_with("Every key"))
+        .expect("docs/SETTINGS.md has its section \"Every key\"");
+    let rows: Vec<Vec<&str>> = section
         .lines()
-        .find(|l| l.starts_with("| Key |"))
-        .expect("docs/SETTINGS.md has its table of keys");
-    let column = header
-        .split('|')
-        .position(|c| c.trim() == T::TABLE)
-        .expect("a column per subcommand");
-    let documented: std::collections::BTreeSet<String> = doc
-        .lines()
-        .filter(|l| l.starts_with("| `"))
-        .filter_map(|l| {
-            let cells: Vec<&str> = l.split('|').collect();
-            let key = cells[1].trim().trim_matches('`');
-            (cells.get(column)?.trim() == "✓").then(|| key.to_string())
-        })
+        .filter(|l| l.starts_with('|'))
+        .map(|l| l.split('|').map(str::trim).collect())
         .collect();
+    let at = |name: &str| {
+        rows[0]
+            .iter()
+            .position(|c| *c == name)
+            .unwrap_or_else(|| panic!("docs/SETTINGS.md's table has a column {name}"))
+    };
+    let (column, default) = (at(T::TABLE), at("Default"));
+    let defaults = table_of(&T::defaults()).unwrap();
+    let mut documented = std::collections::BTreeSet::new();
+    for row in rows
+        .iter()
+        .filter(|r| r[1].starts_with('`') && r[column] == "✓")
+    {
+        let key = row[1].trim_matches('`');
+        documented.insert(key.to_string());
+        let Some(value) = defaults.get(key) else {
+            continue;
+        };
+        let text = match value {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                .collect::<Vec<_>>()
+                .join(","),
+            other => other.to_string(),
+        };
+        assert!(
+            row[default].contains(&format!("`{text}`")),
+            "docs/SETTINGS.md gives `{key}` the default {:?}, quiver {} `{text}`",
+            row[default],
+            T::TABLE
+        );
+    }
     let mut keys: std::collections::BTreeSet<String> = flag_keys::<T>().into_iter().collect();
     keys.extend(T::FILE_ONLY.iter().map(|k| k.to_string()));
     assert_eq!(documented, keys, "docs/SETTINGS.md's [{}] column", T::TABLE);
