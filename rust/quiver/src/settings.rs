@@ -120,7 +120,7 @@ pub fn load<T: Layered>(
     if let Some(path) = config {
         over::<T>(&mut merged, file_layer::<T>(path, &mut warnings)?);
     }
-    over::<T>(&mut merged, table_of(&env_layer::<T>(env, &mut warnings)?)?);
+    over::<T>(&mut merged, env_layer::<T>(env, &mut warnings)?);
     over::<T>(&mut merged, table_of(&flags)?);
     let settings = toml::Value::Table(merged)
         .try_into()
@@ -257,8 +257,12 @@ fn parse_one<T: Layered>(key: &str, value: &str) -> std::result::Result<T, Strin
     T::from_arg_matches(&matches).map_err(first_line)
 }
 
-/// `QUIVER_<KEY>` for every key with a flag, and the old names that still work.
-fn env_layer<T: Layered>(env: &BTreeMap<String, String>, warnings: &mut Vec<String>) -> Result<T> {
+/// `QUIVER_<KEY>` for every key with a flag, and the old names that still work, as a layer
+/// (each value parsed alone by its flag's parser, so that an error names its variable).
+fn env_layer<T: Layered>(
+    env: &BTreeMap<String, String>,
+    warnings: &mut Vec<String>,
+) -> Result<toml::Table> {
     let keys = flag_keys::<T>();
     // (variable, key) in rising priority: aliases, the old prefix, the key's own name.
     let mut names: Vec<(String, String)> = Vec::new();
@@ -304,9 +308,7 @@ fn env_layer<T: Layered>(env: &BTreeMap<String, String>, warnings: &mut Vec<Stri
             .map_err(|e| anyhow!("environment variable {var}={value:?} is invalid: {e}"))?;
         over::<T>(&mut layer, table_of(&one)?);
     }
-    toml::Value::Table(layer)
-        .try_into()
-        .context("the environment's settings")
+    Ok(layer)
 }
 
 /// The subcommand's table of the file at `path`, old spellings renamed, checked as `T`.
